@@ -73,6 +73,8 @@ func azOperations(doc *openapi3.T) []azOp {
 var azBodies = map[string]any{
 	"FlowCreate":     map[string]any{"name": "Authz matrix"},
 	"TemplateCreate": map[string]any{"name": "Authz matrix", "data": map[string]any{"nodes": []any{}, "edges": []any{}}},
+	"IconCreate":     map[string]any{"name": "AuthzMatrix"},
+	"CategoryCreate": map[string]any{"name": "Authz matrix", "slug": "authz-matrix", "entity_type": "flow"},
 	"UserRoleUpdate": map[string]any{"role": "viewer"}, // granting super_admin is a role rule, not the guard
 	"IntegrationCreate": map[string]any{"provider": "openai_compatible", "name": "Authz matrix",
 		"settings": map[string]any{"base_url": "http://127.0.0.1:9/v1"}, "secrets": map[string]any{"api_key": "authz-matrix-key"}},
@@ -274,6 +276,8 @@ func azIDs(t *testing.T, e *testEnv, o azOp, caller *store.User) map[string]int6
 		return map[string]int64{"id": azIntegration(t, e, caller)}
 	case strings.HasPrefix(o.Path, "/media/"):
 		return map[string]int64{"id": azMedia(t, e, caller)}
+	case strings.HasPrefix(o.Path, "/metadata/"):
+		return map[string]int64{"id": azMetadata(t, e, o.Path)}
 	}
 	return map[string]int64{"id": azFlow(t, e, caller), "version": 1}
 }
@@ -292,6 +296,30 @@ func azMedia(t *testing.T, e *testEnv, uploader *store.User) int64 {
 		t.Fatal(err)
 	}
 	return m.ID
+}
+
+// azMetadata stores the (non-system) tag, category or icon a /metadata/{kind}/{id} path names.
+func azMetadata(t *testing.T, e *testEnv, path string) int64 {
+	t.Helper()
+	ctx, db := t.Context(), e.DB.DB
+	n := e.users.Add(1)
+	var err error
+	var id int64
+	switch {
+	case strings.HasPrefix(path, "/metadata/tags/"):
+		tag := &store.Tag{Name: fmt.Sprintf("authz %d", n), Color: "#6366f1"}
+		err, id = store.SaveTag(ctx, db, tag), tag.ID
+	case strings.HasPrefix(path, "/metadata/categories/"):
+		c := &store.Category{Name: fmt.Sprintf("authz %d", n), Slug: fmt.Sprintf("authz-%d", n), EntityType: "flow", Color: "#6366f1"}
+		err, id = store.SaveCategory(ctx, db, c), c.ID
+	default:
+		i := &store.Icon{Name: fmt.Sprintf("Authz%d", n), Library: "react-icons/fi", Category: "general"}
+		err, id = store.SaveIcon(ctx, db, i), i.ID
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
 }
 
 // azTemplate stores a (non-system, so changeable) template created by creator straight in the DB.

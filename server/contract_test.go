@@ -262,7 +262,8 @@ func TestContractIdempotencyKey(t *testing.T) {
 	}
 	// The [I] operations of PRODUCT that exist in the contract today.
 	for _, id := range []string{"createApiToken", "createTeam", "createFlow", "duplicateFlow", "createFlowVersion",
-		"createExecution", "retryExecution", "createTemplate", "duplicateTemplate", "createTemplateFlow", "createAgentConfig"} {
+		"createExecution", "retryExecution", "createTemplate", "duplicateTemplate", "createTemplateFlow", "createAgentConfig",
+		"createTag", "createCategory", "createIcon"} {
 		if !permissions.Operations[id].Idempotent {
 			t.Errorf("%s is [I] in PRODUCT but not x-idempotent", id)
 		}

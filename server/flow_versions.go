@@ -133,7 +133,7 @@ func (h *handlers) RestoreFlowVersion(ctx context.Context, req api.RestoreFlowVe
 	if err != nil {
 		return nil, err
 	}
-	resp, err := h.s.flowWithETag(f)
+	resp, err := h.s.flowWithETag(ctx, f)
 	if err != nil {
 		return nil, err
 	}

@@ -218,6 +218,12 @@ func (h *handlers) ListFlows(ctx context.Context, req api.ListFlowsRequestObject
 	if prm.TemplateId != nil {
 		f.TemplateID = *prm.TemplateId
 	}
+	if prm.CategoryId != nil {
+		f.CategoryID = *prm.CategoryId
+	}
+	if prm.TagId != nil {
+		f.TagID = *prm.TagId
+	}
 	if prm.Search != nil {
 		f.Search = *prm.Search
 	}
@@ -231,10 +237,18 @@ func (h *handlers) ListFlows(ctx context.Context, req api.ListFlowsRequestObject
 	if err != nil {
 		return nil, err
 	}
+	ids := make([]int64, len(rows))
+	for i := range rows {
+		ids[i] = rows[i].ID
+	}
+	tags, err := store.FlowTags(ctx, db, ids)
+	if err != nil {
+		return nil, err
+	}
 	out := api.FlowSummaryPage{Items: make([]api.FlowSummary, 0, len(rows)), Total: total, Page: page, PageSize: size}
 	out.TotalPages, out.HasNext, out.HasPrev = pageMeta(total, page, size)
 	for i := range rows {
-		out.Items = append(out.Items, flowSummary(&rows[i]))
+		out.Items = append(out.Items, flowSummary(&rows[i], tags[rows[i].ID]))
 	}
 	if prm.IncludeStats != nil && *prm.IncludeStats {
 		st, err := store.CountFlowsByStatus(ctx, db, v)
@@ -261,6 +275,10 @@ func (h *handlers) CreateFlow(ctx context.Context, req api.CreateFlowRequestObje
 		t := b.TeamId.MustGet()
 		f.TeamID = &t
 	}
+	if b.CategoryId.IsSpecified() && !b.CategoryId.IsNull() {
+		c := b.CategoryId.MustGet()
+		f.CategoryID = &c
+	}
 	g := graphInput{data: store.DefaultFlowData(), nodes: 0}
 	if b.Data != nil {
 		var err error
@@ -276,6 +294,9 @@ func (h *handlers) CreateFlow(ctx context.Context, req api.CreateFlowRequestObje
 	if err := checkTeam(ctx, db, p, f.Visibility, f.TeamID, p.UserID); err != nil {
 		return nil, err
 	}
+	if err := checkCategory(ctx, db, f.CategoryID, "flow"); err != nil {
+		return nil, err
+	}
 	publish := b.Status != nil && *b.Status == api.FlowWriteStatusPublished
 	if publish {
 		if err := h.s.requireComplete(f.Data); err != nil {
@@ -284,16 +305,17 @@ func (h *handlers) CreateFlow(ctx context.Context, req api.CreateFlowRequestObje
 		one := 1
 		f.Status, f.PublishedVersion, f.PublishedHash = "published", &one, &f.ContentHash
 	}
-	out, tag, err := h.s.insertFlow(ctx, p, f, "flow.create", 0)
+	out, tag, err := h.s.insertFlow(ctx, p, f, "flow.create", 0, nil)
 	if err != nil {
 		return nil, err
 	}
 	return api.CreateFlow201JSONResponse{Body: out, Headers: api.CreateFlow201ResponseHeaders{Location: flowLocation(f.ID), ETag: &tag}}, nil
 }
 
-// insertFlow stores a new flow with its version 1 ("Initial version") in one transaction; also runs
-// first in that transaction (creating a flow from a template counts the use there).
-func (s *Server) insertFlow(ctx context.Context, p *httpx.Principal, f *store.Flow, action string, from int64,
+// insertFlow stores a new flow with its version 1 ("Initial version") and its tags in one
+// transaction; also runs first in that transaction (creating a flow from a template counts the use
+// there).
+func (s *Server) insertFlow(ctx context.Context, p *httpx.Principal, f *store.Flow, action string, from int64, tagIDs []int64,
 	also ...func(tx *gorm.DB) error) (api.Flow, string, error) {
 	err := s.deps.DB.Tx(ctx, func(tx *gorm.DB) error {
 		for _, fn := range also {
@@ -304,6 +326,9 @@ func (s *Server) insertFlow(ctx context.Context, p *httpx.Principal, f *store.Fl
 		if err := store.SaveFlow(ctx, tx, f); err != nil {
 			return err
 		}
+		if _, _, err := store.SetFlowTags(ctx, tx, f.ID, tagIDs); err != nil {
+			return err
+		}
 		if err := store.CreateFlowVersion(ctx, tx, &store.FlowVersion{FlowID: f.ID, Version: 1, Name: "Initial version",
 			Data: f.Data, ContentHash: f.ContentHash, CreatedBy: &p.UserID}); err != nil {
 			return err
@@ -311,6 +336,9 @@ func (s *Server) insertFlow(ctx context.Context, p *httpx.Principal, f *store.Fl
 		e := auditEntry{Action: action, ResourceType: "flow", ResourceID: f.ID, After: map[string]any{"name": f.Name, "status": f.Status}}
 		if f.TemplateID != nil {
 			e.After["template_id"] = *f.TemplateID
+		}
+		if f.CategoryID != nil {
+			e.After["category_id"] = *f.CategoryID
 		}
 		if from != 0 {
 			e.Before = map[string]any{"source_flow_id": from}
@@ -320,7 +348,7 @@ func (s *Server) insertFlow(ctx context.Context, p *httpx.Principal, f *store.Fl
 	if err != nil {
 		return api.Flow{}, "", err
 	}
-	out, err := s.flowFull(f)
+	out, err := s.flowFull(ctx, f)
 	return out, etag(f.Revision), err
 }
 
@@ -330,7 +358,7 @@ func (h *handlers) GetFlow(ctx context.Context, req api.GetFlowRequestObject) (a
 	if err != nil {
 		return nil, flowErr(err)
 	}
-	out, err := h.s.flowFull(f)
+	out, err := h.s.flowFull(ctx, f)
 	if err != nil {
 		return nil, err
 	}
@@ -418,8 +446,8 @@ func (s *Server) mutateFlow(ctx context.Context, id int64, ifMatch *string, owne
 	return f, nil
 }
 
-func (s *Server) flowWithETag(f *store.Flow) (api.FlowWithETagJSONResponse, error) {
-	out, err := s.flowFull(f)
+func (s *Server) flowWithETag(ctx context.Context, f *store.Flow) (api.FlowWithETagJSONResponse, error) {
+	out, err := s.flowFull(ctx, f)
 	if err != nil {
 		return api.FlowWithETagJSONResponse{}, err
 	}
@@ -497,6 +525,20 @@ func (s *Server) updateFlow(ctx context.Context, id int64, ifMatch *string, b *a
 				f.Visibility, f.TeamID, changed = vis, team, true
 			}
 		}
+		if b.CategoryId.IsSpecified() {
+			var c *int64
+			if !b.CategoryId.IsNull() {
+				v := b.CategoryId.MustGet()
+				c = &v
+			}
+			if !equalPtr(c, f.CategoryID) {
+				if err := checkCategory(ctx, tx, c, "flow"); err != nil {
+					return false, err
+				}
+				before["category_id"], after["category_id"] = f.CategoryID, c
+				f.CategoryID, changed, fields = c, true, append(fields, "category_id")
+			}
+		}
 		if g != nil && (g.hash != f.ContentHash || !sameJSON(g.data, f.Data)) {
 			f.Data, f.ContentHash, f.NodeCount, changed, fields = g.data, g.hash, g.nodes, true, append(fields, "data")
 		}
@@ -517,7 +559,7 @@ func (s *Server) updateFlow(ctx context.Context, id int64, ifMatch *string, b *a
 	if err != nil {
 		return api.FlowWithETagJSONResponse{}, err
 	}
-	return s.flowWithETag(f)
+	return s.flowWithETag(ctx, f)
 }
 
 func equalPtr[T comparable](a, b *T) bool {
@@ -602,6 +644,9 @@ func (h *handlers) DeleteFlow(ctx context.Context, req api.DeleteFlowRequestObje
 			Pluck("id", &running).Error; err != nil {
 			return err
 		}
+		if err := store.DropFlowTags(ctx, tx, f.ID); err != nil {
+			return err
+		}
 		if err := store.DeleteFlow(ctx, tx, f.ID); err != nil {
 			return flowErr(err)
 		}
@@ -633,7 +678,7 @@ func (h *handlers) PublishFlow(ctx context.Context, req api.PublishFlowRequestOb
 	if err != nil {
 		return nil, err
 	}
-	resp, err := h.s.flowWithETag(f)
+	resp, err := h.s.flowWithETag(ctx, f)
 	if err != nil {
 		return nil, err
 	}
@@ -651,7 +696,7 @@ func (h *handlers) UnpublishFlow(ctx context.Context, req api.UnpublishFlowReque
 	if err != nil {
 		return nil, err
 	}
-	resp, err := h.s.flowWithETag(f)
+	resp, err := h.s.flowWithETag(ctx, f)
 	if err != nil {
 		return nil, err
 	}
@@ -671,8 +716,13 @@ func (h *handlers) DuplicateFlow(ctx context.Context, req api.DuplicateFlowReque
 		name = *req.Body.Name
 	}
 	f := &store.Flow{Name: name, Description: src.Description, Status: "draft", Visibility: "private", OwnerID: p.UserID,
-		Data: src.Data, ContentHash: src.ContentHash, NodeCount: src.NodeCount, TemplateID: src.TemplateID, Revision: 1, Version: 1}
-	out, tag, err := h.s.insertFlow(ctx, p, f, "flow.duplicate", src.ID)
+		Data: src.Data, ContentHash: src.ContentHash, NodeCount: src.NodeCount, TemplateID: src.TemplateID, CategoryID: src.CategoryID,
+		Revision: 1, Version: 1}
+	tagIDs, err := store.FlowTagIDs(ctx, h.s.deps.DB.DB, src.ID)
+	if err != nil {
+		return nil, err
+	}
+	out, tag, err := h.s.insertFlow(ctx, p, f, "flow.duplicate", src.ID, tagIDs)
 	if err != nil {
 		return nil, err
 	}
@@ -726,4 +776,29 @@ func (s *Server) armTriggers(ctx context.Context, tx *gorm.DB, f *store.Flow) er
 	}
 	_, err := s.deps.Engine.Arm(ctx, tx, f.ID, published)
 	return err
+}
+
+func (h *handlers) SetFlowTags(ctx context.Context, req api.SetFlowTagsRequestObject) (api.SetFlowTagsResponseObject, error) {
+	ids := req.Body.TagIds
+	var before []int64
+	audit := func(f *store.Flow) auditEntry {
+		return auditEntry{Action: "flow.update", ResourceType: "flow", ResourceID: f.ID, Fields: []string{"tags"},
+			Before: map[string]any{"tag_ids": before}, After: map[string]any{"tag_ids": ids}}
+	}
+	f, err := h.s.mutateFlow(ctx, req.Id, nil, false, audit, func(tx *gorm.DB, f *store.Flow) (bool, error) {
+		if err := checkTagIDs(ctx, tx, ids); err != nil {
+			return false, err
+		}
+		prev, changed, err := store.SetFlowTags(ctx, tx, f.ID, ids)
+		before = prev
+		return changed, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	resp, err := h.s.flowWithETag(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	return api.SetFlowTags200JSONResponse{FlowWithETagJSONResponse: resp}, nil
 }

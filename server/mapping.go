@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -31,8 +32,9 @@ func etag(revision int) string { return `"r` + strconv.Itoa(revision) + `"` }
 
 func flowLocation(id int64) string { return fmt.Sprintf("%s/flows/%d", BasePath, id) }
 
-func flowSummary(f *store.Flow) api.FlowSummary {
+func flowSummary(f *store.Flow, tags []store.Tag) api.FlowSummary {
 	return api.FlowSummary{
+		CategoryId: NullableFrom(f.CategoryID), Tags: tagRefs(tags),
 		Id: f.ID, Name: f.Name, Description: NullableFrom(f.Description), Status: api.FlowStatus(f.Status),
 		Visibility: api.FlowVisibility(f.Visibility), TeamId: NullableFrom(f.TeamID), OwnerId: f.OwnerID,
 		Revision: f.Revision, Version: f.Version, PublishedVersion: NullableFrom(f.PublishedVersion),
@@ -46,8 +48,12 @@ func hasUnpublishedChanges(f *store.Flow) bool {
 	return f.Status == "published" && f.PublishedHash != nil && *f.PublishedHash != f.ContentHash
 }
 
-// flowFull maps a stored flow with its graph and completeness report.
-func (s *Server) flowFull(f *store.Flow) (api.Flow, error) {
+// flowFull maps a stored flow with its graph, tags and completeness report.
+func (s *Server) flowFull(ctx context.Context, f *store.Flow) (api.Flow, error) {
+	tags, err := store.FlowTags(ctx, s.deps.DB.DB, []int64{f.ID})
+	if err != nil {
+		return api.Flow{}, err
+	}
 	var g api.Graph
 	if err := json.Unmarshal(f.Data, &g); err != nil {
 		return api.Flow{}, fmt.Errorf("flow %d: stored graph: %w", f.ID, err)
@@ -56,12 +62,12 @@ func (s *Server) flowFull(f *store.Flow) (api.Flow, error) {
 	if err != nil {
 		return api.Flow{}, err
 	}
-	sum := flowSummary(f)
+	sum := flowSummary(f, tags[f.ID])
 	return api.Flow{
 		Id: sum.Id, Name: sum.Name, Description: sum.Description, Status: sum.Status, Visibility: sum.Visibility,
 		TeamId: sum.TeamId, OwnerId: sum.OwnerId, Revision: sum.Revision, Version: sum.Version,
 		PublishedVersion: sum.PublishedVersion, HasUnpublishedChanges: sum.HasUnpublishedChanges,
-		NodeCount: sum.NodeCount, ArchivedAt: sum.ArchivedAt, TemplateId: sum.TemplateId, CreatedAt: sum.CreatedAt, UpdatedAt: sum.UpdatedAt,
+		NodeCount: sum.NodeCount, ArchivedAt: sum.ArchivedAt, TemplateId: sum.TemplateId, CategoryId: sum.CategoryId, Tags: sum.Tags, CreatedAt: sum.CreatedAt, UpdatedAt: sum.UpdatedAt,
 		Data: g, Validation: validationOf(issues), WebhookUrl: s.flowWebhookURL(f),
 	}, nil
 }

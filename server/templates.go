@@ -48,8 +48,9 @@ func templatePlaceholders(data []byte) (store.StringList, error) {
 	return out, nil
 }
 
-func templateSummary(t *store.Template) api.TemplateSummary {
+func templateSummary(t *store.Template, tags []store.Tag) api.TemplateSummary {
 	return api.TemplateSummary{
+		CategoryId: NullableFrom(t.CategoryID), Tags: tagRefs(tags),
 		Id: t.ID, Name: t.Name, Description: NullableFrom(t.Description), Icon: NullableFrom(t.Icon),
 		SourceFlowId: NullableFrom(t.SourceFlowID), IsSystem: t.IsSystem, SystemKey: NullableFrom(t.SystemKey),
 		UsageCount: t.UsageCount, CreatedBy: NullableFrom(t.CreatedBy),
@@ -57,18 +58,24 @@ func templateSummary(t *store.Template) api.TemplateSummary {
 	}
 }
 
-func templateFull(t *store.Template) (api.Template, error) {
+// templateFull maps a template with its graph and tags.
+func (srv *Server) templateFull(ctx context.Context, t *store.Template) (api.Template, error) {
+	tags, err := store.TemplateTags(ctx, srv.deps.DB.DB, []int64{t.ID})
+	if err != nil {
+		return api.Template{}, err
+	}
 	var g api.Graph
 	if err := json.Unmarshal(t.Data, &g); err != nil {
 		return api.Template{}, fmt.Errorf("template %d: stored graph: %w", t.ID, err)
 	}
-	s := templateSummary(t)
+	s := templateSummary(t, tags[t.ID])
 	placeholders := []string(t.Placeholders)
 	if placeholders == nil {
 		placeholders = []string{}
 	}
 	return api.Template{
 		Id: s.Id, Name: s.Name, Description: s.Description, Icon: s.Icon, SourceFlowId: s.SourceFlowId,
+		CategoryId: s.CategoryId, Tags: s.Tags,
 		IsSystem: s.IsSystem, SystemKey: s.SystemKey, UsageCount: s.UsageCount, CreatedBy: s.CreatedBy,
 		CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt, Data: g, Placeholders: placeholders,
 	}, nil
@@ -88,6 +95,12 @@ func (h *handlers) ListTemplates(ctx context.Context, req api.ListTemplatesReque
 	prm := req.Params
 	page, size := pageParams(prm.Page, prm.PageSize)
 	f := store.TemplateFilter{IsSystem: prm.IsSystem, Page: page, PageSize: size}
+	if prm.CategoryId != nil {
+		f.CategoryID = *prm.CategoryId
+	}
+	if prm.TagId != nil {
+		f.TagID = *prm.TagId
+	}
 	if prm.Search != nil {
 		f.Search = *prm.Search
 	}
@@ -96,14 +109,23 @@ func (h *handlers) ListTemplates(ctx context.Context, req api.ListTemplatesReque
 			f.Sort = append(f.Sort, string(k))
 		}
 	}
-	rows, total, err := store.ListTemplates(ctx, h.s.deps.DB.DB, f)
+	db := h.s.deps.DB.DB
+	rows, total, err := store.ListTemplates(ctx, db, f)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]int64, len(rows))
+	for i := range rows {
+		ids[i] = rows[i].ID
+	}
+	tags, err := store.TemplateTags(ctx, db, ids)
 	if err != nil {
 		return nil, err
 	}
 	out := api.TemplateSummaryPage{Items: make([]api.TemplateSummary, 0, len(rows)), Total: total, Page: page, PageSize: size}
 	out.TotalPages, out.HasNext, out.HasPrev = pageMeta(total, page, size)
 	for i := range rows {
-		out.Items = append(out.Items, templateSummary(&rows[i]))
+		out.Items = append(out.Items, templateSummary(&rows[i], tags[rows[i].ID]))
 	}
 	return api.ListTemplates200JSONResponse{Body: out}, nil
 }
@@ -119,6 +141,14 @@ func (h *handlers) CreateTemplate(ctx context.Context, req api.CreateTemplateReq
 		Description: nullableString(b.Description.IsSpecified(), b.Description.IsNull(), b.Description.MustGet),
 		Icon:        nullableString(b.Icon.IsSpecified(), b.Icon.IsNull(), b.Icon.MustGet)}
 	after := map[string]any{"name": t.Name}
+	if b.CategoryId.IsSpecified() && !b.CategoryId.IsNull() {
+		c := b.CategoryId.MustGet()
+		t.CategoryID = &c
+		after["category_id"] = c
+		if err := checkCategory(ctx, h.s.deps.DB.DB, t.CategoryID, "template"); err != nil {
+			return nil, err
+		}
+	}
 	if b.Data != nil {
 		g, err := h.s.readGraph(b.Data, "/data")
 		if err != nil {
@@ -155,7 +185,7 @@ func (h *handlers) CreateTemplate(ctx context.Context, req api.CreateTemplateReq
 	if err != nil {
 		return nil, err
 	}
-	out, err := templateFull(t)
+	out, err := h.s.templateFull(ctx, t)
 	if err != nil {
 		return nil, err
 	}
@@ -167,7 +197,7 @@ func (h *handlers) GetTemplate(ctx context.Context, req api.GetTemplateRequestOb
 	if err != nil {
 		return nil, templateErr(err)
 	}
-	out, err := templateFull(t)
+	out, err := h.s.templateFull(ctx, t)
 	if err != nil {
 		return nil, err
 	}
@@ -220,6 +250,19 @@ func (h *handlers) UpdateTemplate(ctx context.Context, req api.UpdateTemplateReq
 				t.Icon, fields = i, append(fields, "icon")
 			}
 		}
+		if b.CategoryId.IsSpecified() {
+			var c *int64
+			if !b.CategoryId.IsNull() {
+				v := b.CategoryId.MustGet()
+				c = &v
+			}
+			if !equalPtr(c, t.CategoryID) {
+				if err := checkCategory(ctx, tx, c, "template"); err != nil {
+					return err
+				}
+				t.CategoryID, fields = c, append(fields, "category_id")
+			}
+		}
 		if g != nil && !sameJSON(g.data, t.Data) {
 			t.Data, fields = g.data, append(fields, "data")
 			if !slices.Equal(placeholders, t.Placeholders) {
@@ -237,7 +280,7 @@ func (h *handlers) UpdateTemplate(ctx context.Context, req api.UpdateTemplateReq
 	if err != nil {
 		return nil, err
 	}
-	out, err := templateFull(t)
+	out, err := h.s.templateFull(ctx, t)
 	if err != nil {
 		return nil, err
 	}
@@ -252,6 +295,9 @@ func (h *handlers) DeleteTemplate(ctx context.Context, req api.DeleteTemplateReq
 		}
 		if t.IsSystem {
 			return systemTemplate("deleted")
+		}
+		if err := store.DropTemplateTags(ctx, tx, t.ID); err != nil {
+			return err
 		}
 		if err := store.DeleteTemplate(ctx, tx, t.ID); err != nil {
 			return templateErr(err)
@@ -278,9 +324,16 @@ func (h *handlers) DuplicateTemplate(ctx context.Context, req api.DuplicateTempl
 	// The " (Copy)" suffix stays within the limit by shortening the source's name.
 	const suffix = " (Copy)"
 	t := &store.Template{Name: truncateRunes(src.Name, maxTemplateName-len(suffix)) + suffix, Description: src.Description,
-		Icon: src.Icon, Data: data, Placeholders: src.Placeholders, SourceFlowID: src.SourceFlowID, CreatedBy: &p.UserID}
+		Icon: src.Icon, Data: data, Placeholders: src.Placeholders, SourceFlowID: src.SourceFlowID, CategoryID: src.CategoryID, CreatedBy: &p.UserID}
+	tagIDs, err := store.TemplateTagIDs(ctx, h.s.deps.DB.DB, src.ID)
+	if err != nil {
+		return nil, err
+	}
 	err = h.s.deps.DB.Tx(ctx, func(tx *gorm.DB) error {
 		if err := store.SaveTemplate(ctx, tx, t); err != nil {
+			return err
+		}
+		if _, _, err := store.SetTemplateTags(ctx, tx, t.ID, tagIDs); err != nil {
 			return err
 		}
 		return writeAudit(ctx, tx, auditEntry{Action: "template.duplicate", ResourceType: "template", ResourceID: t.ID,
@@ -289,7 +342,7 @@ func (h *handlers) DuplicateTemplate(ctx context.Context, req api.DuplicateTempl
 	if err != nil {
 		return nil, err
 	}
-	out, err := templateFull(t)
+	out, err := h.s.templateFull(ctx, t)
 	if err != nil {
 		return nil, err
 	}
@@ -334,7 +387,7 @@ func (h *handlers) CreateTemplateFlow(ctx context.Context, req api.CreateTemplat
 		return nil, err
 	}
 	countUse := func(tx *gorm.DB) error { return templateErr(store.IncrementTemplateUsage(ctx, tx, t.ID)) }
-	out, tag, err := h.s.insertFlow(ctx, p, f, "flow.create", 0, countUse)
+	out, tag, err := h.s.insertFlow(ctx, p, f, "flow.create", 0, nil, countUse)
 	if err != nil {
 		return nil, err
 	}
@@ -371,10 +424,50 @@ func SeedTemplates(ctx context.Context, db *store.DB, force bool) (SeedResult, e
 	return res, err
 }
 
+// builtinTemplateCategories are the system template categories the built-in templates are filed
+// under (PRODUCT §5.5, §5.12), by slug.
+var builtinTemplateCategories = []struct{ Slug, Name, Icon string }{
+	{"customer-support", "Customer Support", "FiHeadphones"},
+	{"sales", "Sales", "FiTrendingUp"},
+	{"content", "Content", "FiFile"},
+	{"automation", "Automation", "FiZap"},
+}
+
+// seedTemplateCategories inserts the missing built-in template categories as system categories and
+// returns every one's id by slug. An existing category with the slug is used as it is.
+func seedTemplateCategories(ctx context.Context, tx *gorm.DB) (map[string]int64, error) {
+	ids := map[string]int64{}
+	for i, bc := range builtinTemplateCategories {
+		cur, err := store.GetCategoryBySlug(ctx, tx, "template", bc.Slug)
+		if err == nil {
+			ids[bc.Slug] = cur.ID
+			continue
+		}
+		if !errors.Is(err, store.ErrNotFound) {
+			return nil, err
+		}
+		icon := bc.Icon
+		c := &store.Category{Name: bc.Name, Slug: bc.Slug, EntityType: "template", Icon: &icon, Color: defaultColor, Order: i, IsSystem: true}
+		if err := store.SaveCategory(ctx, tx, c); err != nil {
+			return nil, err
+		}
+		if err := writeAudit(ctx, tx, auditEntry{Action: "category.seed", ResourceType: "category", ResourceID: c.ID,
+			After: map[string]any{"slug": c.Slug, "entity_type": c.EntityType, "result": "inserted"}}); err != nil {
+			return nil, err
+		}
+		ids[bc.Slug] = c.ID
+	}
+	return ids, nil
+}
+
 func seedTemplates(ctx context.Context, db *store.DB, force bool) (SeedResult, error) {
 	var res SeedResult
 	err := db.Tx(ctx, func(tx *gorm.DB) error {
 		res = SeedResult{}
+		categories, err := seedTemplateCategories(ctx, tx)
+		if err != nil {
+			return err
+		}
 		for _, b := range flow.BuiltinTemplates() {
 			data, err := cleanGraph(b.Graph)
 			if err != nil {
@@ -383,6 +476,9 @@ func seedTemplates(ctx context.Context, db *store.DB, force bool) (SeedResult, e
 			key, desc, icon := b.Key, b.Description, b.Icon
 			want := store.Template{Name: b.Name, Description: &desc, Icon: &icon, Data: data,
 				Placeholders: store.StringList(b.Placeholders), IsSystem: true, SystemKey: &key}
+			if id, ok := categories[b.Category]; ok {
+				want.CategoryID = &id
+			}
 			cur, err := store.GetTemplateBySystemKey(ctx, tx, key)
 			result := ""
 			var fields []string
@@ -392,6 +488,9 @@ func seedTemplates(ctx context.Context, db *store.DB, force bool) (SeedResult, e
 				res.Inserted++
 			case err != nil:
 				return err
+			case !force && cur.CategoryID == nil && want.CategoryID != nil:
+				// Seeded before categories existed: file it under its category.
+				cur.CategoryID, result, fields = want.CategoryID, "categorised", []string{"category_id"}
 			case !force:
 				continue
 			default:
@@ -413,11 +512,14 @@ func seedTemplates(ctx context.Context, db *store.DB, force bool) (SeedResult, e
 				if !cur.IsSystem {
 					fields = append(fields, "is_system")
 				}
+				if !equalPtr(cur.CategoryID, want.CategoryID) {
+					fields = append(fields, "category_id")
+				}
 				if len(fields) == 0 {
 					continue
 				}
-				cur.Name, cur.Description, cur.Icon, cur.Data, cur.Placeholders, cur.IsSystem =
-					want.Name, want.Description, want.Icon, want.Data, want.Placeholders, true
+				cur.Name, cur.Description, cur.Icon, cur.Data, cur.Placeholders, cur.IsSystem, cur.CategoryID =
+					want.Name, want.Description, want.Icon, want.Data, want.Placeholders, true, want.CategoryID
 				result = "updated"
 				res.Updated++
 			}
@@ -432,4 +534,35 @@ func seedTemplates(ctx context.Context, db *store.DB, force bool) (SeedResult, e
 		return nil
 	})
 	return res, err
+}
+
+func (h *handlers) SetTemplateTags(ctx context.Context, req api.SetTemplateTagsRequestObject) (api.SetTemplateTagsResponseObject, error) {
+	ids := req.Body.TagIds
+	var t *store.Template
+	err := h.s.deps.DB.Tx(ctx, func(tx *gorm.DB) error {
+		var err error
+		if t, err = store.GetTemplateForUpdate(ctx, tx, req.Id); err != nil {
+			return templateErr(err)
+		}
+		if t.IsSystem {
+			return systemTemplate("changed")
+		}
+		if err := checkTagIDs(ctx, tx, ids); err != nil {
+			return err
+		}
+		before, changed, err := store.SetTemplateTags(ctx, tx, t.ID, ids)
+		if err != nil || !changed {
+			return err
+		}
+		return writeAudit(ctx, tx, auditEntry{Action: "template.update", ResourceType: "template", ResourceID: t.ID,
+			Fields: []string{"tags"}, Before: map[string]any{"tag_ids": before}, After: map[string]any{"tag_ids": ids}})
+	})
+	if err != nil {
+		return nil, err
+	}
+	out, err := h.s.templateFull(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	return api.SetTemplateTags200JSONResponse{Body: out}, nil
 }

@@ -35,6 +35,8 @@ type FlowFilter struct {
 	Visibility string
 	OwnerID    int64
 	TemplateID int64
+	CategoryID int64
+	TagID      int64
 	Search     string
 	Sort       []string // signed keys from the contract's allow-list, e.g. "-created_at"
 	Page       int
@@ -53,7 +55,7 @@ var flowSortColumns = map[string]string{
 // summaryColumns leaves out the heavy data column.
 var summaryColumns = []string{
 	"id", "name", "description", "status", "visibility", "team_id", "owner_id", "revision", "version",
-	"published_version", "content_hash", "published_hash", "node_count", "archived_at", "template_id", "created_at", "updated_at",
+	"published_version", "content_hash", "published_hash", "node_count", "archived_at", "template_id", "category_id", "created_at", "updated_at",
 }
 
 // ListFlows returns one page of flow summaries (Data is nil) and the total over every filter.
@@ -72,6 +74,12 @@ func ListFlows(ctx context.Context, db *gorm.DB, v Viewer, f FlowFilter) ([]Flow
 	}
 	if f.TemplateID > 0 {
 		q = q.Where("flows.template_id = ?", f.TemplateID)
+	}
+	if f.CategoryID > 0 {
+		q = q.Where("flows.category_id = ?", f.CategoryID)
+	}
+	if f.TagID > 0 {
+		q = q.Where("flows.id IN (SELECT flow_id FROM flow_tags WHERE tag_id = ?)", f.TagID)
 	}
 	if f.Search != "" {
 		q = q.Where(`flows.search_text LIKE ? ESCAPE '\'`, LikeContains(f.Search))

@@ -21,7 +21,8 @@ import (
 var allModels = []any{&store.User{}, &store.Team{}, &store.TeamMember{}, &store.Flow{}, &store.FlowVersion{},
 	&store.RefreshToken{}, &store.APIToken{}, &store.AuditLog{},
 	&store.Execution{}, &store.NodeExecution{}, &store.ExecutionEvent{}, &store.FlowSchedule{},
-	&store.Template{}, &store.AgentConfig{}, &store.Settings{}, &store.Integration{}, &store.Media{}}
+	&store.Template{}, &store.AgentConfig{}, &store.Settings{}, &store.Integration{},
+	&store.Tag{}, &store.Category{}, &store.Icon{}, &store.FlowTag{}, &store.TemplateTag{}, &store.Media{}}
 
 // emptyDatabases runs fn on an unmigrated database of each available dialect.
 func emptyDatabases(t *testing.T, fn func(t *testing.T, db *store.DB)) {
@@ -172,14 +173,18 @@ func checkSchema(t *testing.T, db *store.DB) {
 	wantFKs := []string{
 		"agent_configs.flow_id -> flows CASCADE",
 		"api_tokens.owner_id -> users CASCADE",
+		"categories.parent_id -> categories RESTRICT",
 		"execution_events.execution_id -> executions CASCADE",
 		"executions.api_token_id -> api_tokens SET NULL",
 		"executions.flow_id -> flows CASCADE",
 		"executions.retry_of -> executions SET NULL",
 		"executions.triggered_by -> users SET NULL",
 		"flow_schedules.flow_id -> flows CASCADE",
+		"flow_tags.flow_id -> flows CASCADE",
+		"flow_tags.tag_id -> tags CASCADE",
 		"flow_versions.created_by -> users SET NULL",
 		"flow_versions.flow_id -> flows CASCADE",
+		"flows.category_id -> categories RESTRICT",
 		"flows.owner_id -> users RESTRICT",
 		"flows.team_id -> teams SET NULL",
 		"flows.template_id -> templates SET NULL",
@@ -190,6 +195,9 @@ func checkSchema(t *testing.T, db *store.DB) {
 		"refresh_tokens.user_id -> users CASCADE",
 		"team_members.team_id -> teams CASCADE",
 		"team_members.user_id -> users CASCADE",
+		"template_tags.tag_id -> tags CASCADE",
+		"template_tags.template_id -> templates CASCADE",
+		"templates.category_id -> categories RESTRICT",
 		"templates.created_by -> users SET NULL",
 		"templates.source_flow_id -> flows SET NULL",
 	}
@@ -219,7 +227,8 @@ WHERE rc.constraint_schema = current_schema()`).Rows()
 		}
 	case store.SQLite:
 		for _, table := range []string{"users", "teams", "team_members", "flows", "flow_versions", "refresh_tokens", "api_tokens", "audit_logs",
-			"executions", "node_executions", "execution_events", "flow_schedules", "templates", "agent_configs", "settings", "integrations", "media"} {
+			"executions", "node_executions", "execution_events", "flow_schedules", "templates", "agent_configs", "settings", "integrations",
+			"tags", "categories", "icons", "flow_tags", "template_tags", "media"} {
 			var list []struct {
 				Table    string `gorm:"column:table"`
 				From     string `gorm:"column:from"`
@@ -239,17 +248,24 @@ WHERE rc.constraint_schema = current_schema()`).Rows()
 	}
 
 	wantIndexes := map[string][]string{
-		"users":         {"users_external_id", "users_email_lower"},
-		"teams":         {"teams_name"},
-		"team_members":  {"team_members_user_id"},
-		"flows":         {"flows_owner_id", "flows_status", "flows_created_at_id", "flows_updated_at_id", "flows_team_id", "flows_template_id"},
+		"users":        {"users_external_id", "users_email_lower"},
+		"teams":        {"teams_name"},
+		"team_members": {"team_members_user_id"},
+		"flows": {"flows_owner_id", "flows_status", "flows_created_at_id", "flows_updated_at_id", "flows_team_id", "flows_template_id",
+			"flows_category_id"},
 		"flow_versions": {"flow_versions_flow_id_version", "flow_versions_created_by"},
 		"refresh_tokens": {"refresh_tokens_token_hash", "refresh_tokens_family_id", "refresh_tokens_user_id",
 			"refresh_tokens_replaced_by_id", "refresh_tokens_expires_at"},
 		"api_tokens": {"api_tokens_token_hash", "api_tokens_owner_id_name"},
 		"audit_logs": {"audit_logs_occurred_at", "audit_logs_resource", "audit_logs_actor_user_id_id", "audit_logs_api_token_id_id",
 			"audit_logs_action"},
-		"templates":     {"templates_system_key", "templates_created_at_id", "templates_source_flow_id", "templates_created_by"},
+		"templates": {"templates_system_key", "templates_created_at_id", "templates_source_flow_id", "templates_created_by",
+			"templates_category_id"},
+		"tags":          {"tags_name_key"},
+		"categories":    {"categories_entity_type_name_key", "categories_entity_type_slug", "categories_parent_id"},
+		"icons":         {"icons_name"},
+		"flow_tags":     {"flow_tags_tag_id"},
+		"template_tags": {"template_tags_tag_id"},
 		"agent_configs": {"agent_configs_flow_id"},
 		"integrations": {"integrations_provider_name", "integrations_endpoint_key", "integrations_provider_default",
 			"integrations_created_at", "integrations_created_by"},

@@ -75,6 +75,7 @@ type Flow struct {
 	ArchivedAt       *time.Time `gorm:"column:archived_at"`
 	WebhookKey       *string    `gorm:"column:webhook_key"`          // the trigger-webhook endpoint key; unique
 	TemplateID       *int64     `gorm:"column:template_id"`          // the template it was created from; null once deleted
+	CategoryID       *int64     `gorm:"column:category_id"`          // a category with entity_type flow
 	SearchText       string     `gorm:"column:search_text;not null"` // SearchText(name, description)
 	CreatedAt        time.Time  `gorm:"column:created_at;not null"`
 	UpdatedAt        time.Time  `gorm:"column:updated_at;not null"`

@@ -18,6 +18,7 @@ type Template struct {
 	Data         JSON       `gorm:"column:data;not null"`
 	Placeholders StringList `gorm:"column:placeholders;not null"` // nil is written as []
 	SourceFlowID *int64     `gorm:"column:source_flow_id"`        // null once that flow is deleted (SET NULL)
+	CategoryID   *int64     `gorm:"column:category_id"`           // a category with entity_type template
 	IsSystem     bool       `gorm:"column:is_system;not null"`
 	SystemKey    *string    `gorm:"column:system_key"` // unique
 	UsageCount   int        `gorm:"column:usage_count;not null"`
@@ -31,11 +32,13 @@ func (Template) TableName() string { return "templates" }
 
 // TemplateFilter is a page request over templates.
 type TemplateFilter struct {
-	IsSystem *bool
-	Search   string
-	Sort     []string // signed keys from the contract's allow-list, e.g. "-usage_count"
-	Page     int
-	PageSize int
+	IsSystem   *bool
+	CategoryID int64
+	TagID      int64
+	Search     string
+	Sort       []string // signed keys from the contract's allow-list, e.g. "-usage_count"
+	Page       int
+	PageSize   int
 }
 
 var templateSortColumns = map[string]string{
@@ -44,7 +47,7 @@ var templateSortColumns = map[string]string{
 
 // templateSummaryColumns leave out the graph and the placeholders.
 var templateSummaryColumns = []string{
-	"id", "name", "description", "icon", "source_flow_id", "is_system", "system_key", "usage_count",
+	"id", "name", "description", "icon", "source_flow_id", "category_id", "is_system", "system_key", "usage_count",
 	"created_by", "created_at", "updated_at",
 }
 
@@ -54,6 +57,12 @@ func ListTemplates(ctx context.Context, db *gorm.DB, f TemplateFilter) ([]Templa
 	q := db.WithContext(ctx).Model(&Template{})
 	if f.IsSystem != nil {
 		q = q.Where("templates.is_system = ?", *f.IsSystem)
+	}
+	if f.CategoryID > 0 {
+		q = q.Where("templates.category_id = ?", f.CategoryID)
+	}
+	if f.TagID > 0 {
+		q = q.Where("templates.id IN (SELECT template_id FROM template_tags WHERE tag_id = ?)", f.TagID)
 	}
 	if f.Search != "" {
 		q = q.Where(`templates.search_text LIKE ? ESCAPE '\'`, LikeContains(f.Search))
@@ -113,7 +122,7 @@ func SaveTemplate(ctx context.Context, db *gorm.DB, t *Template) error {
 		return Classify(db.WithContext(ctx).Create(t).Error)
 	}
 	res := db.WithContext(ctx).Model(t).
-		Select("name", "description", "icon", "data", "placeholders", "is_system", "system_key", "search_text", "updated_at").
+		Select("name", "description", "icon", "category_id", "data", "placeholders", "is_system", "system_key", "search_text", "updated_at").
 		Updates(t)
 	if res.Error != nil {
 		return Classify(res.Error)

@@ -443,6 +443,10 @@ func toJSON(v ref.Val, budget *int, depth int) (any, error) {
 			return nil, errors.New("result contains NaN or an infinity, which JSON cannot represent")
 		}
 		s := formatFloat(f)
+		if !strings.ContainsAny(s, ".eE") {
+			// A double stays a double for the next node: 108.0, not 108 (which reads back as an int).
+			s += ".0"
+		}
 		return json.Number(s), charge(len(s))
 	case types.String:
 		return string(x), charge(jsonStringLen(string(x)))

@@ -111,6 +111,30 @@ func (e AuditStatus) Valid() bool {
 	}
 }
 
+// Defines values for CategoryEntityType.
+const (
+	CategoryEntityTypeBot      CategoryEntityType = "bot"
+	CategoryEntityTypeChannel  CategoryEntityType = "channel"
+	CategoryEntityTypeFlow     CategoryEntityType = "flow"
+	CategoryEntityTypeTemplate CategoryEntityType = "template"
+)
+
+// Valid indicates whether the value is a known member of the CategoryEntityType enum.
+func (e CategoryEntityType) Valid() bool {
+	switch e {
+	case CategoryEntityTypeBot:
+		return true
+	case CategoryEntityTypeChannel:
+		return true
+	case CategoryEntityTypeFlow:
+		return true
+	case CategoryEntityTypeTemplate:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ExecutionMode.
 const (
 	ExecutionModeManual   ExecutionMode = "manual"
@@ -654,6 +678,54 @@ func (e ListMediaParamsSort) Valid() bool {
 	}
 }
 
+// Defines values for ListCategoriesParamsSort.
+const (
+	ListCategoriesParamsSortMinusName  ListCategoriesParamsSort = "-name"
+	ListCategoriesParamsSortMinusOrder ListCategoriesParamsSort = "-order"
+	ListCategoriesParamsSortName       ListCategoriesParamsSort = "name"
+	ListCategoriesParamsSortOrder      ListCategoriesParamsSort = "order"
+)
+
+// Valid indicates whether the value is a known member of the ListCategoriesParamsSort enum.
+func (e ListCategoriesParamsSort) Valid() bool {
+	switch e {
+	case ListCategoriesParamsSortMinusName:
+		return true
+	case ListCategoriesParamsSortMinusOrder:
+		return true
+	case ListCategoriesParamsSortName:
+		return true
+	case ListCategoriesParamsSortOrder:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ListTagsParamsSort.
+const (
+	ListTagsParamsSortMinusName       ListTagsParamsSort = "-name"
+	ListTagsParamsSortMinusUsageCount ListTagsParamsSort = "-usage_count"
+	ListTagsParamsSortName            ListTagsParamsSort = "name"
+	ListTagsParamsSortUsageCount      ListTagsParamsSort = "usage_count"
+)
+
+// Valid indicates whether the value is a known member of the ListTagsParamsSort enum.
+func (e ListTagsParamsSort) Valid() bool {
+	switch e {
+	case ListTagsParamsSortMinusName:
+		return true
+	case ListTagsParamsSortMinusUsageCount:
+		return true
+	case ListTagsParamsSortName:
+		return true
+	case ListTagsParamsSortUsageCount:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ListTeamsParamsSort.
 const (
 	ListTeamsParamsSortMinusName ListTeamsParamsSort = "-name"
@@ -981,6 +1053,81 @@ type CasdoorCallback struct {
 	State string `json:"state"`
 }
 
+// Category defines model for Category.
+type Category struct {
+	Color       string                    `json:"color"`
+	CreatedAt   TimeField                 `json:"created_at"`
+	Description nullable.Nullable[string] `json:"description"`
+
+	// EntityType What the category groups.
+	EntityType CategoryEntityType        `json:"entity_type"`
+	Icon       nullable.Nullable[string] `json:"icon"`
+	Id         int64                     `json:"id"`
+
+	// IsSystem A built-in category, seeded by the server; it cannot be changed or deleted.
+	IsSystem  bool                     `json:"is_system"`
+	Name      string                   `json:"name"`
+	Order     int                      `json:"order"`
+	ParentId  nullable.Nullable[int64] `json:"parent_id"`
+	Slug      string                   `json:"slug"`
+	UpdatedAt TimeField                `json:"updated_at"`
+
+	// UsageCount The flows and templates in the category.
+	UsageCount int `json:"usage_count"`
+}
+
+// CategoryCreate `color` defaults to `#6366f1` and `order` to 0. `name` and `slug` are unique per `entity_type`
+// (409 `already-exists`). A `parent_id` must name a category of the same `entity_type`, and the tree
+// is at most 3 levels deep (422).
+type CategoryCreate struct {
+	// Color A colour as `#RRGGBB`.
+	Color       *Color                    `json:"color,omitempty"`
+	Description nullable.Nullable[string] `json:"description,omitempty"`
+
+	// EntityType What the category groups.
+	EntityType CategoryEntityType        `json:"entity_type"`
+	Icon       nullable.Nullable[string] `json:"icon,omitempty"`
+	Name       string                    `json:"name"`
+	Order      *int                      `json:"order,omitempty"`
+	ParentId   nullable.Nullable[int64]  `json:"parent_id,omitempty"`
+	Slug       string                    `json:"slug"`
+}
+
+// CategoryEntityType What the category groups.
+type CategoryEntityType string
+
+// CategoryPage defines model for CategoryPage.
+type CategoryPage struct {
+	HasNext  bool       `json:"has_next"`
+	HasPrev  bool       `json:"has_prev"`
+	Items    []Category `json:"items"`
+	Page     int        `json:"page"`
+	PageSize int        `json:"page_size"`
+
+	// Total Items matching every filter, search included.
+	Total int64 `json:"total"`
+
+	// TotalPages ceil(total / page_size); 0 when empty.
+	TotalPages int `json:"total_pages"`
+}
+
+// CategoryUpdate A partial update; an absent property is unchanged, `null` clears a clearable one. `{}` changes
+// nothing. `entity_type` cannot change. A new `parent_id` may not be the category itself or one of
+// its descendants, and the tree stays at most 3 levels deep (422).
+type CategoryUpdate struct {
+	// Color A colour as `#RRGGBB`.
+	Color       *Color                    `json:"color,omitempty"`
+	Description nullable.Nullable[string] `json:"description,omitempty"`
+	Icon        nullable.Nullable[string] `json:"icon,omitempty"`
+	Name        *string                   `json:"name,omitempty"`
+	Order       *int                      `json:"order,omitempty"`
+	ParentId    nullable.Nullable[int64]  `json:"parent_id,omitempty"`
+	Slug        *string                   `json:"slug,omitempty"`
+}
+
+// Color A colour as `#RRGGBB`.
+type Color = string
+
 // CursorMeta The paging fields of every cursor list.
 type CursorMeta struct {
 	HasMore bool `json:"has_more"`
@@ -1090,7 +1237,10 @@ type ExecutionSummary struct {
 // Flow defines model for Flow.
 type Flow struct {
 	ArchivedAt nullable.Nullable[apitime.Time] `json:"archived_at"`
-	CreatedAt  apitime.Time                    `json:"created_at"`
+
+	// CategoryId The flow's category; null when it has none.
+	CategoryId nullable.Nullable[int64] `json:"category_id"`
+	CreatedAt  apitime.Time             `json:"created_at"`
 
 	// Data A React Flow graph. Open schema: unknown UI keys are stored and ignored. The engine's checks
 	// (unique ids, edges between existing nodes, no cycles, size limits) answer 422 `invalid-graph`.
@@ -1105,7 +1255,10 @@ type Flow struct {
 	Revision              int                       `json:"revision"`
 
 	// Status `archived` is set only by the archive action.
-	Status FlowStatus               `json:"status"`
+	Status FlowStatus `json:"status"`
+
+	// Tags The item's tags, by name (at most 20).
+	Tags   TagList                  `json:"tags"`
 	TeamId nullable.Nullable[int64] `json:"team_id"`
 
 	// TemplateId The template the flow was created from; null once that template is deleted.
@@ -1125,6 +1278,9 @@ type Flow struct {
 // FlowCreate Defaults applied on create: `status` draft, `visibility` private, `data` `{"nodes":[],"edges":[]}`.
 // `status: published` publishes version 1 after the graph checks.
 type FlowCreate struct {
+	// CategoryId A category with `entity_type` `flow` (422 otherwise).
+	CategoryId nullable.Nullable[int64] `json:"category_id,omitempty"`
+
 	// Data A React Flow graph. Open schema: unknown UI keys are stored and ignored. The engine's checks
 	// (unique ids, edges between existing nodes, no cycles, size limits) answer 422 `invalid-graph`.
 	Data        *Graph                    `json:"data,omitempty"`
@@ -1164,14 +1320,17 @@ type FlowStatus string
 
 // FlowSummary defines model for FlowSummary.
 type FlowSummary struct {
-	ArchivedAt            nullable.Nullable[apitime.Time] `json:"archived_at"`
-	CreatedAt             apitime.Time                    `json:"created_at"`
-	Description           nullable.Nullable[string]       `json:"description"`
-	HasUnpublishedChanges bool                            `json:"has_unpublished_changes"`
-	Id                    int64                           `json:"id"`
-	Name                  string                          `json:"name"`
-	NodeCount             int                             `json:"node_count"`
-	OwnerId               int64                           `json:"owner_id"`
+	ArchivedAt nullable.Nullable[apitime.Time] `json:"archived_at"`
+
+	// CategoryId The flow's category; null when it has none.
+	CategoryId            nullable.Nullable[int64]  `json:"category_id"`
+	CreatedAt             apitime.Time              `json:"created_at"`
+	Description           nullable.Nullable[string] `json:"description"`
+	HasUnpublishedChanges bool                      `json:"has_unpublished_changes"`
+	Id                    int64                     `json:"id"`
+	Name                  string                    `json:"name"`
+	NodeCount             int                       `json:"node_count"`
+	OwnerId               int64                     `json:"owner_id"`
 
 	// PublishedVersion The snapshot that production triggers run.
 	PublishedVersion nullable.Nullable[int] `json:"published_version"`
@@ -1180,7 +1339,10 @@ type FlowSummary struct {
 	Revision int `json:"revision"`
 
 	// Status `archived` is set only by the archive action.
-	Status FlowStatus               `json:"status"`
+	Status FlowStatus `json:"status"`
+
+	// Tags The item's tags, by name (at most 20).
+	Tags   TagList                  `json:"tags"`
 	TeamId nullable.Nullable[int64] `json:"team_id"`
 
 	// TemplateId The template the flow was created from; null once that template is deleted.
@@ -1214,6 +1376,9 @@ type FlowSummaryPage struct {
 
 // FlowUpdate A partial update; an absent property is unchanged, `null` clears a clearable one. `{}` changes nothing.
 type FlowUpdate struct {
+	// CategoryId A category with `entity_type` `flow` (422 otherwise).
+	CategoryId nullable.Nullable[int64] `json:"category_id,omitempty"`
+
 	// Data A React Flow graph. Open schema: unknown UI keys are stored and ignored. The engine's checks
 	// (unique ids, edges between existing nodes, no cycles, size limits) answer 422 `invalid-graph`.
 	Data        *Graph                    `json:"data,omitempty"`
@@ -1395,6 +1560,55 @@ type GraphViewport struct {
 	Y                    float64                `json:"y"`
 	Zoom                 float64                `json:"zoom"`
 	AdditionalProperties map[string]interface{} `json:"-"`
+}
+
+// Icon defines model for Icon.
+type Icon struct {
+	Category   string    `json:"category"`
+	CreatedAt  TimeField `json:"created_at"`
+	Id         int64     `json:"id"`
+	IsFavorite bool      `json:"is_favorite"`
+	Library    string    `json:"library"`
+	Name       string    `json:"name"`
+	Tags       []string  `json:"tags"`
+	UpdatedAt  TimeField `json:"updated_at"`
+
+	// UsageCount The categories and templates that use the icon.
+	UsageCount int `json:"usage_count"`
+}
+
+// IconCreate `library` defaults to `react-icons/fi`, `category` to `general`, `tags` to `[]` and `is_favorite` to false. The name is unique (409 `already-exists`).
+type IconCreate struct {
+	Category   *string   `json:"category,omitempty"`
+	IsFavorite *bool     `json:"is_favorite,omitempty"`
+	Library    *string   `json:"library,omitempty"`
+	Name       string    `json:"name"`
+	Tags       *IconTags `json:"tags,omitempty"`
+}
+
+// IconPage defines model for IconPage.
+type IconPage struct {
+	HasNext  bool   `json:"has_next"`
+	HasPrev  bool   `json:"has_prev"`
+	Items    []Icon `json:"items"`
+	Page     int    `json:"page"`
+	PageSize int    `json:"page_size"`
+
+	// Total Items matching every filter, search included.
+	Total int64 `json:"total"`
+
+	// TotalPages ceil(total / page_size); 0 when empty.
+	TotalPages int `json:"total_pages"`
+}
+
+// IconTags defines model for IconTags.
+type IconTags = []string
+
+// IconUpdate A partial update of the icon's grouping and favourite flag; `{}` changes nothing. `tags` is replaced whole.
+type IconUpdate struct {
+	Category   *string   `json:"category,omitempty"`
+	IsFavorite *bool     `json:"is_favorite,omitempty"`
+	Tags       *IconTags `json:"tags,omitempty"`
 }
 
 // Integration defines model for Integration.
@@ -1695,6 +1909,13 @@ type MediaUpload struct {
 	File openapi_types.File `json:"file"`
 }
 
+// MetadataStats defines model for MetadataStats.
+type MetadataStats struct {
+	Categories int `json:"categories"`
+	Icons      int `json:"icons"`
+	Tags       int `json:"tags"`
+}
+
 // NodeError defines model for NodeError.
 type NodeError struct {
 	Code    string `json:"code"`
@@ -1980,6 +2201,65 @@ type SettingsUpdate struct {
 	SendReadReceipts       *bool   `json:"send_read_receipts,omitempty"`
 }
 
+// Tag defines model for Tag.
+type Tag struct {
+	Color       string                    `json:"color"`
+	CreatedAt   TimeField                 `json:"created_at"`
+	Description nullable.Nullable[string] `json:"description"`
+	Id          int64                     `json:"id"`
+	Name        string                    `json:"name"`
+	UpdatedAt   TimeField                 `json:"updated_at"`
+
+	// UsageCount The flows and templates that carry the tag.
+	UsageCount int `json:"usage_count"`
+}
+
+// TagCreate `color` defaults to `#6366f1`. The name is unique, case-insensitively (409 `already-exists`).
+type TagCreate struct {
+	// Color A colour as `#RRGGBB`.
+	Color       *Color                    `json:"color,omitempty"`
+	Description nullable.Nullable[string] `json:"description,omitempty"`
+	Name        string                    `json:"name"`
+}
+
+// TagIDs The whole new tag set; an empty list removes every tag.
+type TagIDs struct {
+	TagIds []int64 `json:"tag_ids"`
+}
+
+// TagList The item's tags, by name (at most 20).
+type TagList = []TagRef
+
+// TagPage defines model for TagPage.
+type TagPage struct {
+	HasNext  bool  `json:"has_next"`
+	HasPrev  bool  `json:"has_prev"`
+	Items    []Tag `json:"items"`
+	Page     int   `json:"page"`
+	PageSize int   `json:"page_size"`
+
+	// Total Items matching every filter, search included.
+	Total int64 `json:"total"`
+
+	// TotalPages ceil(total / page_size); 0 when empty.
+	TotalPages int `json:"total_pages"`
+}
+
+// TagRef A tag as it appears on a flow or a template.
+type TagRef struct {
+	Color string `json:"color"`
+	Id    int64  `json:"id"`
+	Name  string `json:"name"`
+}
+
+// TagUpdate A partial update; an absent property is unchanged, `null` clears the description. `{}` changes nothing.
+type TagUpdate struct {
+	// Color A colour as `#RRGGBB`.
+	Color       *Color                    `json:"color,omitempty"`
+	Description nullable.Nullable[string] `json:"description,omitempty"`
+	Name        *string                   `json:"name,omitempty"`
+}
+
 // Team defines model for Team.
 type Team struct {
 	CreatedAt   apitime.Time              `json:"created_at"`
@@ -2042,7 +2322,9 @@ type TeamUpdate struct {
 
 // Template defines model for Template.
 type Template struct {
-	CreatedAt apitime.Time `json:"created_at"`
+	// CategoryId The template's category; null when it has none.
+	CategoryId nullable.Nullable[int64] `json:"category_id"`
+	CreatedAt  apitime.Time             `json:"created_at"`
 
 	// CreatedBy The user who created it; null for built-in templates.
 	CreatedBy nullable.Nullable[int64] `json:"created_by"`
@@ -2068,7 +2350,10 @@ type Template struct {
 
 	// SystemKey The built-in template's stable key.
 	SystemKey nullable.Nullable[string] `json:"system_key"`
-	UpdatedAt apitime.Time              `json:"updated_at"`
+
+	// Tags The item's tags, by name (at most 20).
+	Tags      TagList      `json:"tags"`
+	UpdatedAt apitime.Time `json:"updated_at"`
 
 	// UsageCount Flows created from the template.
 	UsageCount int `json:"usage_count"`
@@ -2077,6 +2362,9 @@ type Template struct {
 // TemplateCreate Exactly one of `data` and `from_flow_id` is required (422 `unprocessable` otherwise). The graph is
 // checked structurally like a flow's (422 `invalid-graph`).
 type TemplateCreate struct {
+	// CategoryId A category with `entity_type` `template` (422 otherwise).
+	CategoryId nullable.Nullable[int64] `json:"category_id,omitempty"`
+
 	// Data A React Flow graph. Open schema: unknown UI keys are stored and ignored. The engine's checks
 	// (unique ids, edges between existing nodes, no cycles, size limits) answer 422 `invalid-graph`.
 	Data        *Graph                    `json:"data,omitempty"`
@@ -2114,7 +2402,9 @@ type TemplateSeedResult struct {
 
 // TemplateSummary defines model for TemplateSummary.
 type TemplateSummary struct {
-	CreatedAt apitime.Time `json:"created_at"`
+	// CategoryId The template's category; null when it has none.
+	CategoryId nullable.Nullable[int64] `json:"category_id"`
+	CreatedAt  apitime.Time             `json:"created_at"`
 
 	// CreatedBy The user who created it; null for built-in templates.
 	CreatedBy   nullable.Nullable[int64]  `json:"created_by"`
@@ -2131,7 +2421,10 @@ type TemplateSummary struct {
 
 	// SystemKey The built-in template's stable key.
 	SystemKey nullable.Nullable[string] `json:"system_key"`
-	UpdatedAt apitime.Time              `json:"updated_at"`
+
+	// Tags The item's tags, by name (at most 20).
+	Tags      TagList      `json:"tags"`
+	UpdatedAt apitime.Time `json:"updated_at"`
 
 	// UsageCount Flows created from the template.
 	UsageCount int `json:"usage_count"`
@@ -2155,6 +2448,9 @@ type TemplateSummaryPage struct {
 // TemplateUpdate A partial update; an absent property is unchanged, `null` clears a clearable one. `{}` changes
 // nothing. A new `data` is checked structurally and replaces the graph whole.
 type TemplateUpdate struct {
+	// CategoryId A category with `entity_type` `template` (422 otherwise).
+	CategoryId nullable.Nullable[int64] `json:"category_id,omitempty"`
+
 	// Data A React Flow graph. Open schema: unknown UI keys are stored and ignored. The engine's checks
 	// (unique ids, edges between existing nodes, no cycles, size limits) answer 422 `invalid-graph`.
 	Data        *Graph                    `json:"data,omitempty"`
@@ -2162,6 +2458,9 @@ type TemplateUpdate struct {
 	Icon        nullable.Nullable[string] `json:"icon,omitempty"`
 	Name        *string                   `json:"name,omitempty"`
 }
+
+// TimeField defines model for TimeField.
+type TimeField = apitime.Time
 
 // TokenResponse defines model for TokenResponse.
 type TokenResponse struct {
@@ -2483,6 +2782,12 @@ type ListFlowsParams struct {
 	// OwnerId `me` or a user id.
 	OwnerId *string `form:"owner_id,omitempty" json:"owner_id,omitempty"`
 
+	// CategoryId Only flows in this category.
+	CategoryId *int64 `form:"category_id,omitempty" json:"category_id,omitempty"`
+
+	// TagId Only flows with this tag.
+	TagId *int64 `form:"tag_id,omitempty" json:"tag_id,omitempty"`
+
 	// TemplateId Only flows created from this template.
 	TemplateId *int64 `form:"template_id,omitempty" json:"template_id,omitempty"`
 
@@ -2592,6 +2897,77 @@ type RegisterMediaParams struct {
 	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
+// ListCategoriesParams defines parameters for ListCategories.
+type ListCategoriesParams struct {
+	// Page The 1-based page number.
+	Page *Page `form:"page,omitempty" json:"page,omitempty"`
+
+	// PageSize Items per page.
+	PageSize   *PageSize           `form:"page_size,omitempty" json:"page_size,omitempty"`
+	EntityType *CategoryEntityType `form:"entity_type,omitempty" json:"entity_type,omitempty"`
+
+	// ParentId `none` (top-level categories) or a category id (its children).
+	ParentId *string `form:"parent_id,omitempty" json:"parent_id,omitempty"`
+
+	// Sort Sort keys, `-` for descending. Default `order,name`.
+	Sort *[]ListCategoriesParamsSort `form:"sort,omitempty" json:"sort,omitempty"`
+}
+
+// ListCategoriesParamsSort defines parameters for ListCategories.
+type ListCategoriesParamsSort string
+
+// CreateCategoryParams defines parameters for CreateCategory.
+type CreateCategoryParams struct {
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// ListIconsParams defines parameters for ListIcons.
+type ListIconsParams struct {
+	// Page The 1-based page number.
+	Page *Page `form:"page,omitempty" json:"page,omitempty"`
+
+	// PageSize Items per page.
+	PageSize *PageSize `form:"page_size,omitempty" json:"page_size,omitempty"`
+
+	// Search Case-insensitive substring search over the resource's searchable fields.
+	Search   *Search `form:"search,omitempty" json:"search,omitempty"`
+	Category *string `form:"category,omitempty" json:"category,omitempty"`
+
+	// FavoritesOnly Only favourite icons.
+	FavoritesOnly *bool `form:"favorites_only,omitempty" json:"favorites_only,omitempty"`
+}
+
+// CreateIconParams defines parameters for CreateIcon.
+type CreateIconParams struct {
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// ListTagsParams defines parameters for ListTags.
+type ListTagsParams struct {
+	// Page The 1-based page number.
+	Page *Page `form:"page,omitempty" json:"page,omitempty"`
+
+	// PageSize Items per page.
+	PageSize *PageSize `form:"page_size,omitempty" json:"page_size,omitempty"`
+
+	// Search Case-insensitive substring search over the resource's searchable fields.
+	Search *Search `form:"search,omitempty" json:"search,omitempty"`
+
+	// Sort Sort keys, `-` for descending. Default `-usage_count,name`.
+	Sort *[]ListTagsParamsSort `form:"sort,omitempty" json:"sort,omitempty"`
+}
+
+// ListTagsParamsSort defines parameters for ListTags.
+type ListTagsParamsSort string
+
+// CreateTagParams defines parameters for CreateTag.
+type CreateTagParams struct {
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // ListNodeTypesParams defines parameters for ListNodeTypes.
 type ListNodeTypesParams struct {
 	Category *NodeTypeCategoryID `form:"category,omitempty" json:"category,omitempty"`
@@ -2634,6 +3010,12 @@ type ListTemplatesParams struct {
 
 	// Sort Sort keys, `-` for descending. Default `-created_at`.
 	Sort *[]ListTemplatesParamsSort `form:"sort,omitempty" json:"sort,omitempty"`
+
+	// CategoryId Only templates in this category.
+	CategoryId *int64 `form:"category_id,omitempty" json:"category_id,omitempty"`
+
+	// TagId Only templates with this tag.
+	TagId *int64 `form:"tag_id,omitempty" json:"tag_id,omitempty"`
 
 	// IsSystem Only built-in templates (`true`) or only the organisation's own (`false`).
 	IsSystem *bool `form:"is_system,omitempty" json:"is_system,omitempty"`
@@ -2759,6 +3141,9 @@ type DuplicateFlowJSONRequestBody = FlowDuplicate
 // PublishFlowJSONRequestBody defines body for PublishFlow for application/json ContentType.
 type PublishFlowJSONRequestBody = FlowPublish
 
+// SetFlowTagsJSONRequestBody defines body for SetFlowTags for application/json ContentType.
+type SetFlowTagsJSONRequestBody = TagIDs
+
 // ValidateFlowJSONRequestBody defines body for ValidateFlow for application/json ContentType.
 type ValidateFlowJSONRequestBody = FlowValidateRequest
 
@@ -2779,6 +3164,24 @@ type UploadMediaFileMultipartRequestBody = MediaUpload
 
 // UploadMediaImageMultipartRequestBody defines body for UploadMediaImage for multipart/form-data ContentType.
 type UploadMediaImageMultipartRequestBody = MediaUpload
+
+// CreateCategoryJSONRequestBody defines body for CreateCategory for application/json ContentType.
+type CreateCategoryJSONRequestBody = CategoryCreate
+
+// UpdateCategoryJSONRequestBody defines body for UpdateCategory for application/json ContentType.
+type UpdateCategoryJSONRequestBody = CategoryUpdate
+
+// CreateIconJSONRequestBody defines body for CreateIcon for application/json ContentType.
+type CreateIconJSONRequestBody = IconCreate
+
+// UpdateIconJSONRequestBody defines body for UpdateIcon for application/json ContentType.
+type UpdateIconJSONRequestBody = IconUpdate
+
+// CreateTagJSONRequestBody defines body for CreateTag for application/json ContentType.
+type CreateTagJSONRequestBody = TagCreate
+
+// UpdateTagJSONRequestBody defines body for UpdateTag for application/json ContentType.
+type UpdateTagJSONRequestBody = TagUpdate
 
 // CheckPermissionsJSONRequestBody defines body for CheckPermissions for application/json ContentType.
 type CheckPermissionsJSONRequestBody = PermissionCheck
@@ -2803,6 +3206,9 @@ type UpdateTemplateJSONRequestBody = TemplateUpdate
 
 // CreateTemplateFlowJSONRequestBody defines body for CreateTemplateFlow for application/json ContentType.
 type CreateTemplateFlowJSONRequestBody = TemplateFlowCreate
+
+// SetTemplateTagsJSONRequestBody defines body for SetTemplateTags for application/json ContentType.
+type SetTemplateTagsJSONRequestBody = TagIDs
 
 // UpdateUserRoleJSONRequestBody defines body for UpdateUserRole for application/json ContentType.
 type UpdateUserRoleJSONRequestBody = UserRoleUpdate
@@ -4039,6 +4445,28 @@ type ClientInterface interface {
 	// Corresponds with POST /flows/{id}/publish (the `PublishFlow` operationId).
 	PublishFlow(ctx context.Context, id FlowID, body PublishFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// SetFlowTagsWithBody Set a flow's tags
+	//
+	// Replaces the flow's tag set (at most 20) and keeps every tag's `usage_count` in step. An id that
+	// names no tag answers 422. A changed set bumps the flow's `revision` (and so its `ETag`); the same
+	// set changes nothing. Needs the right to edit the flow; archived flows answer 409 `invalid-state`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PUT /flows/{id}/tags (the `SetFlowTags` operationId).
+	SetFlowTagsWithBody(ctx context.Context, id FlowID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SetFlowTags Set a flow's tags
+	//
+	// Replaces the flow's tag set (at most 20) and keeps every tag's `usage_count` in step. An id that
+	// names no tag answers 422. A changed set bumps the flow's `revision` (and so its `ETag`); the same
+	// set changes nothing. Needs the right to edit the flow; archived flows answer 409 `invalid-state`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PUT /flows/{id}/tags (the `SetFlowTags` operationId).
+	SetFlowTags(ctx context.Context, id FlowID, body SetFlowTagsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// UnpublishFlow Unpublish a flow
 	//
 	// Sets `status=draft` and `published_version=null`.
@@ -4291,6 +4719,197 @@ type ClientInterface interface {
 	// Corresponds with GET /media/{id} (the `GetMedia` operationId).
 	GetMedia(ctx context.Context, id MediaID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ListCategories List categories
+	//
+	// A page of categories. Filters: `entity_type`, and `parent_id` (`none` for top-level categories, or
+	// an id for the children of that category). Sorted by default by `order,name`.
+	//
+	// Corresponds with GET /metadata/categories (the `ListCategories` operationId).
+	ListCategories(ctx context.Context, params *ListCategoriesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateCategoryWithBody Create a category
+	//
+	// Creates a category for flows, templates, bots or channels. `name` and `slug` are unique per
+	// `entity_type` (409 `already-exists`); a parent must exist, have the same `entity_type`, and the tree
+	// stays at most 3 levels deep (422).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /metadata/categories (the `CreateCategory` operationId).
+	CreateCategoryWithBody(ctx context.Context, params *CreateCategoryParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateCategory Create a category
+	//
+	// Creates a category for flows, templates, bots or channels. `name` and `slug` are unique per
+	// `entity_type` (409 `already-exists`); a parent must exist, have the same `entity_type`, and the tree
+	// stays at most 3 levels deep (422).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /metadata/categories (the `CreateCategory` operationId).
+	CreateCategory(ctx context.Context, params *CreateCategoryParams, body CreateCategoryJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteCategory Delete a category
+	//
+	// Deletes a category. Built-in categories cannot be deleted (409 `system-resource`); neither can a
+	// category with children or with flows or templates in it (409 `in-use` with `references`).
+	//
+	// Corresponds with DELETE /metadata/categories/{id} (the `DeleteCategory` operationId).
+	DeleteCategory(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetCategory Get a category
+	//
+	// One category with its usage count.
+	//
+	// Corresponds with GET /metadata/categories/{id} (the `GetCategory` operationId).
+	GetCategory(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateCategoryWithBody Update a category
+	//
+	// A partial update; `{}` changes nothing. Built-in categories cannot be changed (409 `system-
+	// resource`). The name and slug stay unique per entity type (409 `already-exists`); the parent rules
+	// answer 422.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PATCH /metadata/categories/{id} (the `UpdateCategory` operationId).
+	UpdateCategoryWithBody(ctx context.Context, id int64, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateCategory Update a category
+	//
+	// A partial update; `{}` changes nothing. Built-in categories cannot be changed (409 `system-
+	// resource`). The name and slug stay unique per entity type (409 `already-exists`); the parent rules
+	// answer 422.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PATCH /metadata/categories/{id} (the `UpdateCategory` operationId).
+	UpdateCategory(ctx context.Context, id int64, body UpdateCategoryJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListIcons List icons
+	//
+	// A page of icons: favourites first, then the most used, then by name. `search` matches the name and
+	// the tags.
+	//
+	// Corresponds with GET /metadata/icons (the `ListIcons` operationId).
+	ListIcons(ctx context.Context, params *ListIconsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateIconWithBody Create an icon
+	//
+	// Adds an icon to the set. Names are unique (409 `already-exists`).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /metadata/icons (the `CreateIcon` operationId).
+	CreateIconWithBody(ctx context.Context, params *CreateIconParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateIcon Create an icon
+	//
+	// Adds an icon to the set. Names are unique (409 `already-exists`).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /metadata/icons (the `CreateIcon` operationId).
+	CreateIcon(ctx context.Context, params *CreateIconParams, body CreateIconJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteIcon Delete an icon
+	//
+	// Removes the icon from the set. Categories and templates that name it keep the name.
+	//
+	// Corresponds with DELETE /metadata/icons/{id} (the `DeleteIcon` operationId).
+	DeleteIcon(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetIcon Get an icon
+	//
+	// One icon with its usage count.
+	//
+	// Corresponds with GET /metadata/icons/{id} (the `GetIcon` operationId).
+	GetIcon(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateIconWithBody Update an icon
+	//
+	// Changes the category, the tags (replaced whole) or the favourite flag; `{}` changes nothing.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PATCH /metadata/icons/{id} (the `UpdateIcon` operationId).
+	UpdateIconWithBody(ctx context.Context, id int64, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateIcon Update an icon
+	//
+	// Changes the category, the tags (replaced whole) or the favourite flag; `{}` changes nothing.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PATCH /metadata/icons/{id} (the `UpdateIcon` operationId).
+	UpdateIcon(ctx context.Context, id int64, body UpdateIconJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetMetadataStats Count metadata
+	//
+	// How many tags, categories and icons exist.
+	//
+	// Corresponds with GET /metadata/stats (the `GetMetadataStats` operationId).
+	GetMetadataStats(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListTags List tags
+	//
+	// A page of tags. `search` matches the name. Sorted by default by `-usage_count,name`.
+	//
+	// Corresponds with GET /metadata/tags (the `ListTags` operationId).
+	ListTags(ctx context.Context, params *ListTagsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateTagWithBody Create a tag
+	//
+	// Creates a tag. Names are unique case-insensitively (409 `already-exists` with `existing_id`).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /metadata/tags (the `CreateTag` operationId).
+	CreateTagWithBody(ctx context.Context, params *CreateTagParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateTag Create a tag
+	//
+	// Creates a tag. Names are unique case-insensitively (409 `already-exists` with `existing_id`).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /metadata/tags (the `CreateTag` operationId).
+	CreateTag(ctx context.Context, params *CreateTagParams, body CreateTagJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteTag Delete a tag
+	//
+	// Deletes the tag and every link to it: flows and templates lose the tag.
+	//
+	// Corresponds with DELETE /metadata/tags/{id} (the `DeleteTag` operationId).
+	DeleteTag(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetTag Get a tag
+	//
+	// One tag with its usage count.
+	//
+	// Corresponds with GET /metadata/tags/{id} (the `GetTag` operationId).
+	GetTag(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateTagWithBody Update a tag
+	//
+	// A partial update of the name, colour and description; `{}` changes nothing. A name another tag has
+	// answers 409 `already-exists`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PATCH /metadata/tags/{id} (the `UpdateTag` operationId).
+	UpdateTagWithBody(ctx context.Context, id int64, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateTag Update a tag
+	//
+	// A partial update of the name, colour and description; `{}` changes nothing. A name another tag has
+	// answers 409 `already-exists`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PATCH /metadata/tags/{id} (the `UpdateTag` operationId).
+	UpdateTag(ctx context.Context, id int64, body UpdateTagJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListNodeTypes List node types
 	//
 	// The engine's own registry, so the editor shows exactly what runs.
@@ -4508,7 +5127,8 @@ type ClientInterface interface {
 	// Inserts the built-in templates that are missing, keyed on `system_key`; running it again inserts
 	// nothing. With `force=true` it also resets every system template whose stored definition differs
 	// from the shipped one (name, description, icon, graph, placeholders); `usage_count` is kept.
-	// Categories, tags and icons are not seeded yet.
+	// It also inserts the missing built-in template categories (customer-support, sales, content,
+	// automation) as system categories and files each built-in template under its category.
 	//
 	// Corresponds with POST /templates/seed (the `SeedTemplates` operationId).
 	SeedTemplates(ctx context.Context, params *SeedTemplatesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -4579,6 +5199,26 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /templates/{id}/flows (the `CreateTemplateFlow` operationId).
 	CreateTemplateFlow(ctx context.Context, id TemplateID, params *CreateTemplateFlowParams, body CreateTemplateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SetTemplateTagsWithBody Set a template's tags
+	//
+	// Replaces the template's tag set (at most 20) and keeps every tag's `usage_count` in step. An id
+	// that names no tag answers 422. Built-in templates cannot be changed (409 `system-resource`).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PUT /templates/{id}/tags (the `SetTemplateTags` operationId).
+	SetTemplateTagsWithBody(ctx context.Context, id TemplateID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SetTemplateTags Set a template's tags
+	//
+	// Replaces the template's tag set (at most 20) and keeps every tag's `usage_count` in step. An id
+	// that names no tag answers 422. Built-in templates cannot be changed (409 `system-resource`).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PUT /templates/{id}/tags (the `SetTemplateTags` operationId).
+	SetTemplateTags(ctx context.Context, id TemplateID, body SetTemplateTagsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListUsers List users
 	//
@@ -5589,6 +6229,48 @@ func (c *Client) PublishFlow(ctx context.Context, id FlowID, body PublishFlowJSO
 	return c.Client.Do(req)
 }
 
+// SetFlowTagsWithBody Set a flow's tags
+//
+// Replaces the flow's tag set (at most 20) and keeps every tag's `usage_count` in step. An id that
+// names no tag answers 422. A changed set bumps the flow's `revision` (and so its `ETag`); the same
+// set changes nothing. Needs the right to edit the flow; archived flows answer 409 `invalid-state`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PUT /flows/{id}/tags (the `SetFlowTags` operationId).
+func (c *Client) SetFlowTagsWithBody(ctx context.Context, id FlowID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSetFlowTagsRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SetFlowTags Set a flow's tags
+//
+// Replaces the flow's tag set (at most 20) and keeps every tag's `usage_count` in step. An id that
+// names no tag answers 422. A changed set bumps the flow's `revision` (and so its `ETag`); the same
+// set changes nothing. Needs the right to edit the flow; archived flows answer 409 `invalid-state`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PUT /flows/{id}/tags (the `SetFlowTags` operationId).
+func (c *Client) SetFlowTags(ctx context.Context, id FlowID, body SetFlowTagsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSetFlowTagsRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // UnpublishFlow Unpublish a flow
 //
 // Sets `status=draft` and `published_version=null`.
@@ -6101,6 +6783,417 @@ func (c *Client) GetMedia(ctx context.Context, id MediaID, reqEditors ...Request
 	return c.Client.Do(req)
 }
 
+// ListCategories List categories
+//
+// A page of categories. Filters: `entity_type`, and `parent_id` (`none` for top-level categories, or
+// an id for the children of that category). Sorted by default by `order,name`.
+//
+// Corresponds with GET /metadata/categories (the `ListCategories` operationId).
+func (c *Client) ListCategories(ctx context.Context, params *ListCategoriesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListCategoriesRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateCategoryWithBody Create a category
+//
+// Creates a category for flows, templates, bots or channels. `name` and `slug` are unique per
+// `entity_type` (409 `already-exists`); a parent must exist, have the same `entity_type`, and the tree
+// stays at most 3 levels deep (422).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /metadata/categories (the `CreateCategory` operationId).
+func (c *Client) CreateCategoryWithBody(ctx context.Context, params *CreateCategoryParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateCategoryRequestWithBody(c.Server, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateCategory Create a category
+//
+// Creates a category for flows, templates, bots or channels. `name` and `slug` are unique per
+// `entity_type` (409 `already-exists`); a parent must exist, have the same `entity_type`, and the tree
+// stays at most 3 levels deep (422).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /metadata/categories (the `CreateCategory` operationId).
+func (c *Client) CreateCategory(ctx context.Context, params *CreateCategoryParams, body CreateCategoryJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateCategoryRequest(c.Server, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteCategory Delete a category
+//
+// Deletes a category. Built-in categories cannot be deleted (409 `system-resource`); neither can a
+// category with children or with flows or templates in it (409 `in-use` with `references`).
+//
+// Corresponds with DELETE /metadata/categories/{id} (the `DeleteCategory` operationId).
+func (c *Client) DeleteCategory(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteCategoryRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetCategory Get a category
+//
+// One category with its usage count.
+//
+// Corresponds with GET /metadata/categories/{id} (the `GetCategory` operationId).
+func (c *Client) GetCategory(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetCategoryRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateCategoryWithBody Update a category
+//
+// A partial update; `{}` changes nothing. Built-in categories cannot be changed (409 `system-
+// resource`). The name and slug stay unique per entity type (409 `already-exists`); the parent rules
+// answer 422.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PATCH /metadata/categories/{id} (the `UpdateCategory` operationId).
+func (c *Client) UpdateCategoryWithBody(ctx context.Context, id int64, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateCategoryRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateCategory Update a category
+//
+// A partial update; `{}` changes nothing. Built-in categories cannot be changed (409 `system-
+// resource`). The name and slug stay unique per entity type (409 `already-exists`); the parent rules
+// answer 422.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PATCH /metadata/categories/{id} (the `UpdateCategory` operationId).
+func (c *Client) UpdateCategory(ctx context.Context, id int64, body UpdateCategoryJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateCategoryRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListIcons List icons
+//
+// A page of icons: favourites first, then the most used, then by name. `search` matches the name and
+// the tags.
+//
+// Corresponds with GET /metadata/icons (the `ListIcons` operationId).
+func (c *Client) ListIcons(ctx context.Context, params *ListIconsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListIconsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateIconWithBody Create an icon
+//
+// Adds an icon to the set. Names are unique (409 `already-exists`).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /metadata/icons (the `CreateIcon` operationId).
+func (c *Client) CreateIconWithBody(ctx context.Context, params *CreateIconParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateIconRequestWithBody(c.Server, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateIcon Create an icon
+//
+// Adds an icon to the set. Names are unique (409 `already-exists`).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /metadata/icons (the `CreateIcon` operationId).
+func (c *Client) CreateIcon(ctx context.Context, params *CreateIconParams, body CreateIconJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateIconRequest(c.Server, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteIcon Delete an icon
+//
+// Removes the icon from the set. Categories and templates that name it keep the name.
+//
+// Corresponds with DELETE /metadata/icons/{id} (the `DeleteIcon` operationId).
+func (c *Client) DeleteIcon(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteIconRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetIcon Get an icon
+//
+// One icon with its usage count.
+//
+// Corresponds with GET /metadata/icons/{id} (the `GetIcon` operationId).
+func (c *Client) GetIcon(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetIconRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateIconWithBody Update an icon
+//
+// Changes the category, the tags (replaced whole) or the favourite flag; `{}` changes nothing.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PATCH /metadata/icons/{id} (the `UpdateIcon` operationId).
+func (c *Client) UpdateIconWithBody(ctx context.Context, id int64, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateIconRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateIcon Update an icon
+//
+// Changes the category, the tags (replaced whole) or the favourite flag; `{}` changes nothing.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PATCH /metadata/icons/{id} (the `UpdateIcon` operationId).
+func (c *Client) UpdateIcon(ctx context.Context, id int64, body UpdateIconJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateIconRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetMetadataStats Count metadata
+//
+// How many tags, categories and icons exist.
+//
+// Corresponds with GET /metadata/stats (the `GetMetadataStats` operationId).
+func (c *Client) GetMetadataStats(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetMetadataStatsRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListTags List tags
+//
+// A page of tags. `search` matches the name. Sorted by default by `-usage_count,name`.
+//
+// Corresponds with GET /metadata/tags (the `ListTags` operationId).
+func (c *Client) ListTags(ctx context.Context, params *ListTagsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListTagsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateTagWithBody Create a tag
+//
+// Creates a tag. Names are unique case-insensitively (409 `already-exists` with `existing_id`).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /metadata/tags (the `CreateTag` operationId).
+func (c *Client) CreateTagWithBody(ctx context.Context, params *CreateTagParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateTagRequestWithBody(c.Server, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateTag Create a tag
+//
+// Creates a tag. Names are unique case-insensitively (409 `already-exists` with `existing_id`).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /metadata/tags (the `CreateTag` operationId).
+func (c *Client) CreateTag(ctx context.Context, params *CreateTagParams, body CreateTagJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateTagRequest(c.Server, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteTag Delete a tag
+//
+// Deletes the tag and every link to it: flows and templates lose the tag.
+//
+// Corresponds with DELETE /metadata/tags/{id} (the `DeleteTag` operationId).
+func (c *Client) DeleteTag(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteTagRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetTag Get a tag
+//
+// One tag with its usage count.
+//
+// Corresponds with GET /metadata/tags/{id} (the `GetTag` operationId).
+func (c *Client) GetTag(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetTagRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateTagWithBody Update a tag
+//
+// A partial update of the name, colour and description; `{}` changes nothing. A name another tag has
+// answers 409 `already-exists`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PATCH /metadata/tags/{id} (the `UpdateTag` operationId).
+func (c *Client) UpdateTagWithBody(ctx context.Context, id int64, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateTagRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateTag Update a tag
+//
+// A partial update of the name, colour and description; `{}` changes nothing. A name another tag has
+// answers 409 `already-exists`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PATCH /metadata/tags/{id} (the `UpdateTag` operationId).
+func (c *Client) UpdateTag(ctx context.Context, id int64, body UpdateTagJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateTagRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // ListNodeTypes List node types
 //
 // The engine's own registry, so the editor shows exactly what runs.
@@ -6568,7 +7661,8 @@ func (c *Client) CreateTemplate(ctx context.Context, params *CreateTemplateParam
 // Inserts the built-in templates that are missing, keyed on `system_key`; running it again inserts
 // nothing. With `force=true` it also resets every system template whose stored definition differs
 // from the shipped one (name, description, icon, graph, placeholders); `usage_count` is kept.
-// Categories, tags and icons are not seeded yet.
+// It also inserts the missing built-in template categories (customer-support, sales, content,
+// automation) as system categories and files each built-in template under its category.
 //
 // Corresponds with POST /templates/seed (the `SeedTemplates` operationId).
 func (c *Client) SeedTemplates(ctx context.Context, params *SeedTemplatesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -6710,6 +7804,46 @@ func (c *Client) CreateTemplateFlowWithBody(ctx context.Context, id TemplateID, 
 // Corresponds with POST /templates/{id}/flows (the `CreateTemplateFlow` operationId).
 func (c *Client) CreateTemplateFlow(ctx context.Context, id TemplateID, params *CreateTemplateFlowParams, body CreateTemplateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewCreateTemplateFlowRequest(c.Server, id, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SetTemplateTagsWithBody Set a template's tags
+//
+// Replaces the template's tag set (at most 20) and keeps every tag's `usage_count` in step. An id
+// that names no tag answers 422. Built-in templates cannot be changed (409 `system-resource`).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PUT /templates/{id}/tags (the `SetTemplateTags` operationId).
+func (c *Client) SetTemplateTagsWithBody(ctx context.Context, id TemplateID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSetTemplateTagsRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SetTemplateTags Set a template's tags
+//
+// Replaces the template's tag set (at most 20) and keeps every tag's `usage_count` in step. An id
+// that names no tag answers 422. Built-in templates cannot be changed (409 `system-resource`).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PUT /templates/{id}/tags (the `SetTemplateTags` operationId).
+func (c *Client) SetTemplateTags(ctx context.Context, id TemplateID, body SetTemplateTagsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSetTemplateTagsRequest(c.Server, id, body)
 	if err != nil {
 		return nil, err
 	}
@@ -8428,6 +9562,30 @@ func NewListFlowsRequest(server string, params *ListFlowsParams) (*http.Request,
 
 		}
 
+		if params.CategoryId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "category_id", *params.CategoryId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.TagId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "tag_id", *params.TagId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
 		if params.TemplateId != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "template_id", *params.TemplateId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
@@ -8813,6 +9971,53 @@ func NewPublishFlowRequestWithBody(server string, id FlowID, contentType string,
 	}
 
 	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewSetFlowTagsRequest calls the generic SetFlowTags builder with application/json body
+func NewSetFlowTagsRequest(server string, id FlowID, body SetFlowTagsJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewSetFlowTagsRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewSetFlowTagsRequestWithBody constructs an http.Request for the SetFlowTags method, with any body, and a specified content type
+func NewSetFlowTagsRequestWithBody(server string, id FlowID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/flows/%s/tags", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPut, queryURL.String(), body)
 	if err != nil {
 		return nil, err
 	}
@@ -9819,6 +11024,837 @@ func NewGetMediaRequest(server string, id MediaID) (*http.Request, error) {
 	return req, nil
 }
 
+// NewListCategoriesRequest constructs an http.Request for the ListCategories method
+func NewListCategoriesRequest(server string, params *ListCategoriesParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/metadata/categories")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Page != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "page", *params.Page, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.PageSize != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "page_size", *params.PageSize, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.EntityType != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "entity_type", *params.EntityType, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.ParentId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "parent_id", *params.ParentId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Sort != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "sort", *params.Sort, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "array", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCreateCategoryRequest calls the generic CreateCategory builder with application/json body
+func NewCreateCategoryRequest(server string, params *CreateCategoryParams, body CreateCategoryJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreateCategoryRequestWithBody(server, params, "application/json", bodyReader)
+}
+
+// NewCreateCategoryRequestWithBody constructs an http.Request for the CreateCategory method, with any body, and a specified content type
+func NewCreateCategoryRequestWithBody(server string, params *CreateCategoryParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/metadata/categories")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewDeleteCategoryRequest constructs an http.Request for the DeleteCategory method
+func NewDeleteCategoryRequest(server string, id int64) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/metadata/categories/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetCategoryRequest constructs an http.Request for the GetCategory method
+func NewGetCategoryRequest(server string, id int64) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/metadata/categories/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewUpdateCategoryRequest calls the generic UpdateCategory builder with application/json body
+func NewUpdateCategoryRequest(server string, id int64, body UpdateCategoryJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewUpdateCategoryRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewUpdateCategoryRequestWithBody constructs an http.Request for the UpdateCategory method, with any body, and a specified content type
+func NewUpdateCategoryRequestWithBody(server string, id int64, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/metadata/categories/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPatch, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewListIconsRequest constructs an http.Request for the ListIcons method
+func NewListIconsRequest(server string, params *ListIconsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/metadata/icons")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Page != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "page", *params.Page, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.PageSize != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "page_size", *params.PageSize, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Search != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "search", *params.Search, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Category != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "category", *params.Category, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.FavoritesOnly != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "favorites_only", *params.FavoritesOnly, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCreateIconRequest calls the generic CreateIcon builder with application/json body
+func NewCreateIconRequest(server string, params *CreateIconParams, body CreateIconJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreateIconRequestWithBody(server, params, "application/json", bodyReader)
+}
+
+// NewCreateIconRequestWithBody constructs an http.Request for the CreateIcon method, with any body, and a specified content type
+func NewCreateIconRequestWithBody(server string, params *CreateIconParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/metadata/icons")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewDeleteIconRequest constructs an http.Request for the DeleteIcon method
+func NewDeleteIconRequest(server string, id int64) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/metadata/icons/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetIconRequest constructs an http.Request for the GetIcon method
+func NewGetIconRequest(server string, id int64) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/metadata/icons/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewUpdateIconRequest calls the generic UpdateIcon builder with application/json body
+func NewUpdateIconRequest(server string, id int64, body UpdateIconJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewUpdateIconRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewUpdateIconRequestWithBody constructs an http.Request for the UpdateIcon method, with any body, and a specified content type
+func NewUpdateIconRequestWithBody(server string, id int64, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/metadata/icons/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPatch, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewGetMetadataStatsRequest constructs an http.Request for the GetMetadataStats method
+func NewGetMetadataStatsRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/metadata/stats")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewListTagsRequest constructs an http.Request for the ListTags method
+func NewListTagsRequest(server string, params *ListTagsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/metadata/tags")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Page != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "page", *params.Page, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.PageSize != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "page_size", *params.PageSize, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Search != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "search", *params.Search, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Sort != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "sort", *params.Sort, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "array", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCreateTagRequest calls the generic CreateTag builder with application/json body
+func NewCreateTagRequest(server string, params *CreateTagParams, body CreateTagJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreateTagRequestWithBody(server, params, "application/json", bodyReader)
+}
+
+// NewCreateTagRequestWithBody constructs an http.Request for the CreateTag method, with any body, and a specified content type
+func NewCreateTagRequestWithBody(server string, params *CreateTagParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/metadata/tags")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewDeleteTagRequest constructs an http.Request for the DeleteTag method
+func NewDeleteTagRequest(server string, id int64) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/metadata/tags/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetTagRequest constructs an http.Request for the GetTag method
+func NewGetTagRequest(server string, id int64) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/metadata/tags/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewUpdateTagRequest calls the generic UpdateTag builder with application/json body
+func NewUpdateTagRequest(server string, id int64, body UpdateTagJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewUpdateTagRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewUpdateTagRequestWithBody constructs an http.Request for the UpdateTag method, with any body, and a specified content type
+func NewUpdateTagRequestWithBody(server string, id int64, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/metadata/tags/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPatch, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewListNodeTypesRequest constructs an http.Request for the ListNodeTypes method
 func NewListNodeTypesRequest(server string, params *ListNodeTypesParams) (*http.Request, error) {
 	var err error
@@ -10566,6 +12602,30 @@ func NewListTemplatesRequest(server string, params *ListTemplatesParams) (*http.
 
 		}
 
+		if params.CategoryId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "category_id", *params.CategoryId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.TagId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "tag_id", *params.TagId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
 		if params.IsSystem != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "is_system", *params.IsSystem, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "boolean", Format: ""}); err != nil {
@@ -10923,6 +12983,53 @@ func NewCreateTemplateFlowRequestWithBody(server string, id TemplateID, params *
 		}
 
 	}
+
+	return req, nil
+}
+
+// NewSetTemplateTagsRequest calls the generic SetTemplateTags builder with application/json body
+func NewSetTemplateTagsRequest(server string, id TemplateID, body SetTemplateTagsJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewSetTemplateTagsRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewSetTemplateTagsRequestWithBody constructs an http.Request for the SetTemplateTags method, with any body, and a specified content type
+func NewSetTemplateTagsRequestWithBody(server string, id TemplateID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/templates/%s/tags", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPut, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
 
 	return req, nil
 }
@@ -12043,6 +14150,28 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /flows/{id}/publish (the `PublishFlow` operationId).
 	PublishFlowWithResponse(ctx context.Context, id FlowID, body PublishFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*PublishFlowResponse, error)
 
+	// SetFlowTagsWithBodyWithResponse Set a flow's tags
+	//
+	// Replaces the flow's tag set (at most 20) and keeps every tag's `usage_count` in step. An id that
+	// names no tag answers 422. A changed set bumps the flow's `revision` (and so its `ETag`); the same
+	// set changes nothing. Needs the right to edit the flow; archived flows answer 409 `invalid-state`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /flows/{id}/tags (the `SetFlowTags` operationId).
+	SetFlowTagsWithBodyWithResponse(ctx context.Context, id FlowID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SetFlowTagsResponse, error)
+
+	// SetFlowTagsWithResponse Set a flow's tags
+	//
+	// Replaces the flow's tag set (at most 20) and keeps every tag's `usage_count` in step. An id that
+	// names no tag answers 422. A changed set bumps the flow's `revision` (and so its `ETag`); the same
+	// set changes nothing. Needs the right to edit the flow; archived flows answer 409 `invalid-state`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /flows/{id}/tags (the `SetFlowTags` operationId).
+	SetFlowTagsWithResponse(ctx context.Context, id FlowID, body SetFlowTagsJSONRequestBody, reqEditors ...RequestEditorFn) (*SetFlowTagsResponse, error)
+
 	// UnpublishFlowWithResponse Unpublish a flow
 	//
 	// Sets `status=draft` and `published_version=null`.
@@ -12323,6 +14452,217 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /media/{id} (the `GetMedia` operationId).
 	GetMediaWithResponse(ctx context.Context, id MediaID, reqEditors ...RequestEditorFn) (*GetMediaResponse, error)
 
+	// ListCategoriesWithResponse List categories
+	//
+	// A page of categories. Filters: `entity_type`, and `parent_id` (`none` for top-level categories, or
+	// an id for the children of that category). Sorted by default by `order,name`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /metadata/categories (the `ListCategories` operationId).
+	ListCategoriesWithResponse(ctx context.Context, params *ListCategoriesParams, reqEditors ...RequestEditorFn) (*ListCategoriesResponse, error)
+
+	// CreateCategoryWithBodyWithResponse Create a category
+	//
+	// Creates a category for flows, templates, bots or channels. `name` and `slug` are unique per
+	// `entity_type` (409 `already-exists`); a parent must exist, have the same `entity_type`, and the tree
+	// stays at most 3 levels deep (422).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /metadata/categories (the `CreateCategory` operationId).
+	CreateCategoryWithBodyWithResponse(ctx context.Context, params *CreateCategoryParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateCategoryResponse, error)
+
+	// CreateCategoryWithResponse Create a category
+	//
+	// Creates a category for flows, templates, bots or channels. `name` and `slug` are unique per
+	// `entity_type` (409 `already-exists`); a parent must exist, have the same `entity_type`, and the tree
+	// stays at most 3 levels deep (422).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /metadata/categories (the `CreateCategory` operationId).
+	CreateCategoryWithResponse(ctx context.Context, params *CreateCategoryParams, body CreateCategoryJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateCategoryResponse, error)
+
+	// DeleteCategoryWithResponse Delete a category
+	//
+	// Deletes a category. Built-in categories cannot be deleted (409 `system-resource`); neither can a
+	// category with children or with flows or templates in it (409 `in-use` with `references`).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /metadata/categories/{id} (the `DeleteCategory` operationId).
+	DeleteCategoryWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*DeleteCategoryResponse, error)
+
+	// GetCategoryWithResponse Get a category
+	//
+	// One category with its usage count.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /metadata/categories/{id} (the `GetCategory` operationId).
+	GetCategoryWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*GetCategoryResponse, error)
+
+	// UpdateCategoryWithBodyWithResponse Update a category
+	//
+	// A partial update; `{}` changes nothing. Built-in categories cannot be changed (409 `system-
+	// resource`). The name and slug stay unique per entity type (409 `already-exists`); the parent rules
+	// answer 422.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /metadata/categories/{id} (the `UpdateCategory` operationId).
+	UpdateCategoryWithBodyWithResponse(ctx context.Context, id int64, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateCategoryResponse, error)
+
+	// UpdateCategoryWithResponse Update a category
+	//
+	// A partial update; `{}` changes nothing. Built-in categories cannot be changed (409 `system-
+	// resource`). The name and slug stay unique per entity type (409 `already-exists`); the parent rules
+	// answer 422.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /metadata/categories/{id} (the `UpdateCategory` operationId).
+	UpdateCategoryWithResponse(ctx context.Context, id int64, body UpdateCategoryJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateCategoryResponse, error)
+
+	// ListIconsWithResponse List icons
+	//
+	// A page of icons: favourites first, then the most used, then by name. `search` matches the name and
+	// the tags.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /metadata/icons (the `ListIcons` operationId).
+	ListIconsWithResponse(ctx context.Context, params *ListIconsParams, reqEditors ...RequestEditorFn) (*ListIconsResponse, error)
+
+	// CreateIconWithBodyWithResponse Create an icon
+	//
+	// Adds an icon to the set. Names are unique (409 `already-exists`).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /metadata/icons (the `CreateIcon` operationId).
+	CreateIconWithBodyWithResponse(ctx context.Context, params *CreateIconParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateIconResponse, error)
+
+	// CreateIconWithResponse Create an icon
+	//
+	// Adds an icon to the set. Names are unique (409 `already-exists`).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /metadata/icons (the `CreateIcon` operationId).
+	CreateIconWithResponse(ctx context.Context, params *CreateIconParams, body CreateIconJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateIconResponse, error)
+
+	// DeleteIconWithResponse Delete an icon
+	//
+	// Removes the icon from the set. Categories and templates that name it keep the name.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /metadata/icons/{id} (the `DeleteIcon` operationId).
+	DeleteIconWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*DeleteIconResponse, error)
+
+	// GetIconWithResponse Get an icon
+	//
+	// One icon with its usage count.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /metadata/icons/{id} (the `GetIcon` operationId).
+	GetIconWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*GetIconResponse, error)
+
+	// UpdateIconWithBodyWithResponse Update an icon
+	//
+	// Changes the category, the tags (replaced whole) or the favourite flag; `{}` changes nothing.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /metadata/icons/{id} (the `UpdateIcon` operationId).
+	UpdateIconWithBodyWithResponse(ctx context.Context, id int64, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateIconResponse, error)
+
+	// UpdateIconWithResponse Update an icon
+	//
+	// Changes the category, the tags (replaced whole) or the favourite flag; `{}` changes nothing.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /metadata/icons/{id} (the `UpdateIcon` operationId).
+	UpdateIconWithResponse(ctx context.Context, id int64, body UpdateIconJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateIconResponse, error)
+
+	// GetMetadataStatsWithResponse Count metadata
+	//
+	// How many tags, categories and icons exist.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /metadata/stats (the `GetMetadataStats` operationId).
+	GetMetadataStatsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetMetadataStatsResponse, error)
+
+	// ListTagsWithResponse List tags
+	//
+	// A page of tags. `search` matches the name. Sorted by default by `-usage_count,name`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /metadata/tags (the `ListTags` operationId).
+	ListTagsWithResponse(ctx context.Context, params *ListTagsParams, reqEditors ...RequestEditorFn) (*ListTagsResponse, error)
+
+	// CreateTagWithBodyWithResponse Create a tag
+	//
+	// Creates a tag. Names are unique case-insensitively (409 `already-exists` with `existing_id`).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /metadata/tags (the `CreateTag` operationId).
+	CreateTagWithBodyWithResponse(ctx context.Context, params *CreateTagParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTagResponse, error)
+
+	// CreateTagWithResponse Create a tag
+	//
+	// Creates a tag. Names are unique case-insensitively (409 `already-exists` with `existing_id`).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /metadata/tags (the `CreateTag` operationId).
+	CreateTagWithResponse(ctx context.Context, params *CreateTagParams, body CreateTagJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTagResponse, error)
+
+	// DeleteTagWithResponse Delete a tag
+	//
+	// Deletes the tag and every link to it: flows and templates lose the tag.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /metadata/tags/{id} (the `DeleteTag` operationId).
+	DeleteTagWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*DeleteTagResponse, error)
+
+	// GetTagWithResponse Get a tag
+	//
+	// One tag with its usage count.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /metadata/tags/{id} (the `GetTag` operationId).
+	GetTagWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*GetTagResponse, error)
+
+	// UpdateTagWithBodyWithResponse Update a tag
+	//
+	// A partial update of the name, colour and description; `{}` changes nothing. A name another tag has
+	// answers 409 `already-exists`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /metadata/tags/{id} (the `UpdateTag` operationId).
+	UpdateTagWithBodyWithResponse(ctx context.Context, id int64, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateTagResponse, error)
+
+	// UpdateTagWithResponse Update a tag
+	//
+	// A partial update of the name, colour and description; `{}` changes nothing. A name another tag has
+	// answers 409 `already-exists`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /metadata/tags/{id} (the `UpdateTag` operationId).
+	UpdateTagWithResponse(ctx context.Context, id int64, body UpdateTagJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateTagResponse, error)
+
 	// ListNodeTypesWithResponse List node types
 	//
 	// The engine's own registry, so the editor shows exactly what runs.
@@ -12566,7 +14906,8 @@ type ClientWithResponsesInterface interface {
 	// Inserts the built-in templates that are missing, keyed on `system_key`; running it again inserts
 	// nothing. With `force=true` it also resets every system template whose stored definition differs
 	// from the shipped one (name, description, icon, graph, placeholders); `usage_count` is kept.
-	// Categories, tags and icons are not seeded yet.
+	// It also inserts the missing built-in template categories (customer-support, sales, content,
+	// automation) as system categories and files each built-in template under its category.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -12645,6 +14986,26 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /templates/{id}/flows (the `CreateTemplateFlow` operationId).
 	CreateTemplateFlowWithResponse(ctx context.Context, id TemplateID, params *CreateTemplateFlowParams, body CreateTemplateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTemplateFlowResponse, error)
+
+	// SetTemplateTagsWithBodyWithResponse Set a template's tags
+	//
+	// Replaces the template's tag set (at most 20) and keeps every tag's `usage_count` in step. An id
+	// that names no tag answers 422. Built-in templates cannot be changed (409 `system-resource`).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /templates/{id}/tags (the `SetTemplateTags` operationId).
+	SetTemplateTagsWithBodyWithResponse(ctx context.Context, id TemplateID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SetTemplateTagsResponse, error)
+
+	// SetTemplateTagsWithResponse Set a template's tags
+	//
+	// Replaces the template's tag set (at most 20) and keeps every tag's `usage_count` in step. An id
+	// that names no tag answers 422. Built-in templates cannot be changed (409 `system-resource`).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /templates/{id}/tags (the `SetTemplateTags` operationId).
+	SetTemplateTagsWithResponse(ctx context.Context, id TemplateID, body SetTemplateTagsJSONRequestBody, reqEditors ...RequestEditorFn) (*SetTemplateTagsResponse, error)
 
 	// ListUsersWithResponse List users
 	//
@@ -15608,6 +17969,118 @@ func (r PublishFlowResponse) ContentType() string {
 	return ""
 }
 
+// SetFlowTagsResponse200Headers the declared response headers of an HTTP 200 response for SetFlowTags
+type SetFlowTagsResponse200Headers struct {
+	ETag       *string
+	XRequestID *string
+}
+
+// SetFlowTagsResponse409Headers the declared response headers of an HTTP 409 response for SetFlowTags
+type SetFlowTagsResponse409Headers struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// SetFlowTagsResponse422Headers the declared response headers of an HTTP 422 response for SetFlowTags
+type SetFlowTagsResponse422Headers struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// SetFlowTagsResponseDefaultHeaders the declared response headers of an HTTP default response for SetFlowTags
+type SetFlowTagsResponseDefaultHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type SetFlowTagsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *FlowWithETag
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *SetFlowTagsResponse200Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *SetFlowTagsResponse409Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *SetFlowTagsResponse422Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *SetFlowTagsResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r SetFlowTagsResponse) GetJSON200() *FlowWithETag {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r SetFlowTagsResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r SetFlowTagsResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r SetFlowTagsResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r SetFlowTagsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r SetFlowTagsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r SetFlowTagsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r SetFlowTagsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // UnpublishFlowResponse200Headers the declared response headers of an HTTP 200 response for UnpublishFlow
 type UnpublishFlowResponse200Headers struct {
 	ETag       *string
@@ -17556,6 +20029,1263 @@ func (r GetMediaResponse) ContentType() string {
 	return ""
 }
 
+// ListCategoriesResponse200Headers the declared response headers of an HTTP 200 response for ListCategories
+type ListCategoriesResponse200Headers struct {
+	XRequestID *string
+}
+
+// ListCategoriesResponseDefaultHeaders the declared response headers of an HTTP default response for ListCategories
+type ListCategoriesResponseDefaultHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type ListCategoriesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *CategoryPage
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListCategoriesResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ListCategoriesResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListCategoriesResponse) GetJSON200() *CategoryPage {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ListCategoriesResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListCategoriesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListCategoriesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListCategoriesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListCategoriesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CreateCategoryResponse201Headers the declared response headers of an HTTP 201 response for CreateCategory
+type CreateCategoryResponse201Headers struct {
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
+}
+
+// CreateCategoryResponse409Headers the declared response headers of an HTTP 409 response for CreateCategory
+type CreateCategoryResponse409Headers struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// CreateCategoryResponse422Headers the declared response headers of an HTTP 422 response for CreateCategory
+type CreateCategoryResponse422Headers struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// CreateCategoryResponseDefaultHeaders the declared response headers of an HTTP default response for CreateCategory
+type CreateCategoryResponseDefaultHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type CreateCategoryResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *Category
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *CreateCategoryResponse201Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *CreateCategoryResponse409Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *CreateCategoryResponse422Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *CreateCategoryResponseDefaultHeaders
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r CreateCategoryResponse) GetJSON201() *Category {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r CreateCategoryResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r CreateCategoryResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r CreateCategoryResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateCategoryResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateCategoryResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateCategoryResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateCategoryResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// DeleteCategoryResponse204Headers the declared response headers of an HTTP 204 response for DeleteCategory
+type DeleteCategoryResponse204Headers struct {
+	XRequestID *string
+}
+
+// DeleteCategoryResponse409Headers the declared response headers of an HTTP 409 response for DeleteCategory
+type DeleteCategoryResponse409Headers struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// DeleteCategoryResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteCategory
+type DeleteCategoryResponseDefaultHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type DeleteCategoryResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers204 the parsed response headers for an HTTP 204 response
+	Headers204 *DeleteCategoryResponse204Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *DeleteCategoryResponse409Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *DeleteCategoryResponseDefaultHeaders
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r DeleteCategoryResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r DeleteCategoryResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteCategoryResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteCategoryResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteCategoryResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteCategoryResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetCategoryResponse200Headers the declared response headers of an HTTP 200 response for GetCategory
+type GetCategoryResponse200Headers struct {
+	XRequestID *string
+}
+
+// GetCategoryResponseDefaultHeaders the declared response headers of an HTTP default response for GetCategory
+type GetCategoryResponseDefaultHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type GetCategoryResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Category
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetCategoryResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetCategoryResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetCategoryResponse) GetJSON200() *Category {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetCategoryResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetCategoryResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetCategoryResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetCategoryResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetCategoryResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// UpdateCategoryResponse200Headers the declared response headers of an HTTP 200 response for UpdateCategory
+type UpdateCategoryResponse200Headers struct {
+	XRequestID *string
+}
+
+// UpdateCategoryResponse409Headers the declared response headers of an HTTP 409 response for UpdateCategory
+type UpdateCategoryResponse409Headers struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// UpdateCategoryResponse422Headers the declared response headers of an HTTP 422 response for UpdateCategory
+type UpdateCategoryResponse422Headers struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// UpdateCategoryResponseDefaultHeaders the declared response headers of an HTTP default response for UpdateCategory
+type UpdateCategoryResponseDefaultHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type UpdateCategoryResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Category
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *UpdateCategoryResponse200Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *UpdateCategoryResponse409Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *UpdateCategoryResponse422Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *UpdateCategoryResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r UpdateCategoryResponse) GetJSON200() *Category {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r UpdateCategoryResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r UpdateCategoryResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r UpdateCategoryResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r UpdateCategoryResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r UpdateCategoryResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r UpdateCategoryResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r UpdateCategoryResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListIconsResponse200Headers the declared response headers of an HTTP 200 response for ListIcons
+type ListIconsResponse200Headers struct {
+	XRequestID *string
+}
+
+// ListIconsResponseDefaultHeaders the declared response headers of an HTTP default response for ListIcons
+type ListIconsResponseDefaultHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type ListIconsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *IconPage
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListIconsResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ListIconsResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListIconsResponse) GetJSON200() *IconPage {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ListIconsResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListIconsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListIconsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListIconsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListIconsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CreateIconResponse201Headers the declared response headers of an HTTP 201 response for CreateIcon
+type CreateIconResponse201Headers struct {
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
+}
+
+// CreateIconResponse409Headers the declared response headers of an HTTP 409 response for CreateIcon
+type CreateIconResponse409Headers struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// CreateIconResponseDefaultHeaders the declared response headers of an HTTP default response for CreateIcon
+type CreateIconResponseDefaultHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type CreateIconResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *Icon
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *CreateIconResponse201Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *CreateIconResponse409Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *CreateIconResponseDefaultHeaders
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r CreateIconResponse) GetJSON201() *Icon {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r CreateIconResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r CreateIconResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateIconResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateIconResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateIconResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateIconResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// DeleteIconResponse204Headers the declared response headers of an HTTP 204 response for DeleteIcon
+type DeleteIconResponse204Headers struct {
+	XRequestID *string
+}
+
+// DeleteIconResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteIcon
+type DeleteIconResponseDefaultHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type DeleteIconResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers204 the parsed response headers for an HTTP 204 response
+	Headers204 *DeleteIconResponse204Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *DeleteIconResponseDefaultHeaders
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r DeleteIconResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteIconResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteIconResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteIconResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteIconResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetIconResponse200Headers the declared response headers of an HTTP 200 response for GetIcon
+type GetIconResponse200Headers struct {
+	XRequestID *string
+}
+
+// GetIconResponseDefaultHeaders the declared response headers of an HTTP default response for GetIcon
+type GetIconResponseDefaultHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type GetIconResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Icon
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetIconResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetIconResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetIconResponse) GetJSON200() *Icon {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetIconResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetIconResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetIconResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetIconResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetIconResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// UpdateIconResponse200Headers the declared response headers of an HTTP 200 response for UpdateIcon
+type UpdateIconResponse200Headers struct {
+	XRequestID *string
+}
+
+// UpdateIconResponseDefaultHeaders the declared response headers of an HTTP default response for UpdateIcon
+type UpdateIconResponseDefaultHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type UpdateIconResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Icon
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *UpdateIconResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *UpdateIconResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r UpdateIconResponse) GetJSON200() *Icon {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r UpdateIconResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r UpdateIconResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r UpdateIconResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r UpdateIconResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r UpdateIconResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetMetadataStatsResponse200Headers the declared response headers of an HTTP 200 response for GetMetadataStats
+type GetMetadataStatsResponse200Headers struct {
+	XRequestID *string
+}
+
+// GetMetadataStatsResponseDefaultHeaders the declared response headers of an HTTP default response for GetMetadataStats
+type GetMetadataStatsResponseDefaultHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type GetMetadataStatsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *MetadataStats
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetMetadataStatsResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetMetadataStatsResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetMetadataStatsResponse) GetJSON200() *MetadataStats {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetMetadataStatsResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetMetadataStatsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetMetadataStatsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetMetadataStatsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetMetadataStatsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListTagsResponse200Headers the declared response headers of an HTTP 200 response for ListTags
+type ListTagsResponse200Headers struct {
+	XRequestID *string
+}
+
+// ListTagsResponseDefaultHeaders the declared response headers of an HTTP default response for ListTags
+type ListTagsResponseDefaultHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type ListTagsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *TagPage
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListTagsResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ListTagsResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListTagsResponse) GetJSON200() *TagPage {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ListTagsResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListTagsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListTagsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListTagsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListTagsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CreateTagResponse201Headers the declared response headers of an HTTP 201 response for CreateTag
+type CreateTagResponse201Headers struct {
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
+}
+
+// CreateTagResponse409Headers the declared response headers of an HTTP 409 response for CreateTag
+type CreateTagResponse409Headers struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// CreateTagResponseDefaultHeaders the declared response headers of an HTTP default response for CreateTag
+type CreateTagResponseDefaultHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type CreateTagResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *Tag
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *CreateTagResponse201Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *CreateTagResponse409Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *CreateTagResponseDefaultHeaders
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r CreateTagResponse) GetJSON201() *Tag {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r CreateTagResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r CreateTagResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateTagResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateTagResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateTagResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateTagResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// DeleteTagResponse204Headers the declared response headers of an HTTP 204 response for DeleteTag
+type DeleteTagResponse204Headers struct {
+	XRequestID *string
+}
+
+// DeleteTagResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteTag
+type DeleteTagResponseDefaultHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type DeleteTagResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers204 the parsed response headers for an HTTP 204 response
+	Headers204 *DeleteTagResponse204Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *DeleteTagResponseDefaultHeaders
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r DeleteTagResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteTagResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteTagResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteTagResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteTagResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetTagResponse200Headers the declared response headers of an HTTP 200 response for GetTag
+type GetTagResponse200Headers struct {
+	XRequestID *string
+}
+
+// GetTagResponseDefaultHeaders the declared response headers of an HTTP default response for GetTag
+type GetTagResponseDefaultHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type GetTagResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Tag
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetTagResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetTagResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetTagResponse) GetJSON200() *Tag {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetTagResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetTagResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetTagResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetTagResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetTagResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// UpdateTagResponse200Headers the declared response headers of an HTTP 200 response for UpdateTag
+type UpdateTagResponse200Headers struct {
+	XRequestID *string
+}
+
+// UpdateTagResponse409Headers the declared response headers of an HTTP 409 response for UpdateTag
+type UpdateTagResponse409Headers struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// UpdateTagResponseDefaultHeaders the declared response headers of an HTTP default response for UpdateTag
+type UpdateTagResponseDefaultHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type UpdateTagResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Tag
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *UpdateTagResponse200Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *UpdateTagResponse409Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *UpdateTagResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r UpdateTagResponse) GetJSON200() *Tag {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r UpdateTagResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r UpdateTagResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r UpdateTagResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r UpdateTagResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r UpdateTagResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r UpdateTagResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // ListNodeTypesResponse200Headers the declared response headers of an HTTP 200 response for ListNodeTypes
 type ListNodeTypesResponse200Headers struct {
 	XRequestID *string
@@ -19486,6 +23216,117 @@ func (r CreateTemplateFlowResponse) ContentType() string {
 	return ""
 }
 
+// SetTemplateTagsResponse200Headers the declared response headers of an HTTP 200 response for SetTemplateTags
+type SetTemplateTagsResponse200Headers struct {
+	XRequestID *string
+}
+
+// SetTemplateTagsResponse409Headers the declared response headers of an HTTP 409 response for SetTemplateTags
+type SetTemplateTagsResponse409Headers struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// SetTemplateTagsResponse422Headers the declared response headers of an HTTP 422 response for SetTemplateTags
+type SetTemplateTagsResponse422Headers struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// SetTemplateTagsResponseDefaultHeaders the declared response headers of an HTTP default response for SetTemplateTags
+type SetTemplateTagsResponseDefaultHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type SetTemplateTagsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Template
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *SetTemplateTagsResponse200Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *SetTemplateTagsResponse409Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *SetTemplateTagsResponse422Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *SetTemplateTagsResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r SetTemplateTagsResponse) GetJSON200() *Template {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r SetTemplateTagsResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r SetTemplateTagsResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r SetTemplateTagsResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r SetTemplateTagsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r SetTemplateTagsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r SetTemplateTagsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r SetTemplateTagsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // ListUsersResponse200Headers the declared response headers of an HTTP 200 response for ListUsers
 type ListUsersResponse200Headers struct {
 	XRequestID *string
@@ -21077,6 +24918,40 @@ func (c *ClientWithResponses) PublishFlowWithResponse(ctx context.Context, id Fl
 	return ParsePublishFlowResponse(rsp)
 }
 
+// SetFlowTagsWithBodyWithResponse Set a flow's tags
+//
+// Replaces the flow's tag set (at most 20) and keeps every tag's `usage_count` in step. An id that
+// names no tag answers 422. A changed set bumps the flow's `revision` (and so its `ETag`); the same
+// set changes nothing. Needs the right to edit the flow; archived flows answer 409 `invalid-state`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /flows/{id}/tags (the `SetFlowTags` operationId).
+func (c *ClientWithResponses) SetFlowTagsWithBodyWithResponse(ctx context.Context, id FlowID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SetFlowTagsResponse, error) {
+	rsp, err := c.SetFlowTagsWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSetFlowTagsResponse(rsp)
+}
+
+// SetFlowTagsWithResponse Set a flow's tags
+//
+// Replaces the flow's tag set (at most 20) and keeps every tag's `usage_count` in step. An id that
+// names no tag answers 422. A changed set bumps the flow's `revision` (and so its `ETag`); the same
+// set changes nothing. Needs the right to edit the flow; archived flows answer 409 `invalid-state`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /flows/{id}/tags (the `SetFlowTags` operationId).
+func (c *ClientWithResponses) SetFlowTagsWithResponse(ctx context.Context, id FlowID, body SetFlowTagsJSONRequestBody, reqEditors ...RequestEditorFn) (*SetFlowTagsResponse, error) {
+	rsp, err := c.SetFlowTags(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSetFlowTagsResponse(rsp)
+}
+
 // UnpublishFlowWithResponse Unpublish a flow
 //
 // Sets `status=draft` and `published_version=null`.
@@ -21513,6 +25388,349 @@ func (c *ClientWithResponses) GetMediaWithResponse(ctx context.Context, id Media
 	return ParseGetMediaResponse(rsp)
 }
 
+// ListCategoriesWithResponse List categories
+//
+// A page of categories. Filters: `entity_type`, and `parent_id` (`none` for top-level categories, or
+// an id for the children of that category). Sorted by default by `order,name`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /metadata/categories (the `ListCategories` operationId).
+func (c *ClientWithResponses) ListCategoriesWithResponse(ctx context.Context, params *ListCategoriesParams, reqEditors ...RequestEditorFn) (*ListCategoriesResponse, error) {
+	rsp, err := c.ListCategories(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListCategoriesResponse(rsp)
+}
+
+// CreateCategoryWithBodyWithResponse Create a category
+//
+// Creates a category for flows, templates, bots or channels. `name` and `slug` are unique per
+// `entity_type` (409 `already-exists`); a parent must exist, have the same `entity_type`, and the tree
+// stays at most 3 levels deep (422).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /metadata/categories (the `CreateCategory` operationId).
+func (c *ClientWithResponses) CreateCategoryWithBodyWithResponse(ctx context.Context, params *CreateCategoryParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateCategoryResponse, error) {
+	rsp, err := c.CreateCategoryWithBody(ctx, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateCategoryResponse(rsp)
+}
+
+// CreateCategoryWithResponse Create a category
+//
+// Creates a category for flows, templates, bots or channels. `name` and `slug` are unique per
+// `entity_type` (409 `already-exists`); a parent must exist, have the same `entity_type`, and the tree
+// stays at most 3 levels deep (422).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /metadata/categories (the `CreateCategory` operationId).
+func (c *ClientWithResponses) CreateCategoryWithResponse(ctx context.Context, params *CreateCategoryParams, body CreateCategoryJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateCategoryResponse, error) {
+	rsp, err := c.CreateCategory(ctx, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateCategoryResponse(rsp)
+}
+
+// DeleteCategoryWithResponse Delete a category
+//
+// Deletes a category. Built-in categories cannot be deleted (409 `system-resource`); neither can a
+// category with children or with flows or templates in it (409 `in-use` with `references`).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /metadata/categories/{id} (the `DeleteCategory` operationId).
+func (c *ClientWithResponses) DeleteCategoryWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*DeleteCategoryResponse, error) {
+	rsp, err := c.DeleteCategory(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteCategoryResponse(rsp)
+}
+
+// GetCategoryWithResponse Get a category
+//
+// One category with its usage count.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /metadata/categories/{id} (the `GetCategory` operationId).
+func (c *ClientWithResponses) GetCategoryWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*GetCategoryResponse, error) {
+	rsp, err := c.GetCategory(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetCategoryResponse(rsp)
+}
+
+// UpdateCategoryWithBodyWithResponse Update a category
+//
+// A partial update; `{}` changes nothing. Built-in categories cannot be changed (409 `system-
+// resource`). The name and slug stay unique per entity type (409 `already-exists`); the parent rules
+// answer 422.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /metadata/categories/{id} (the `UpdateCategory` operationId).
+func (c *ClientWithResponses) UpdateCategoryWithBodyWithResponse(ctx context.Context, id int64, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateCategoryResponse, error) {
+	rsp, err := c.UpdateCategoryWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateCategoryResponse(rsp)
+}
+
+// UpdateCategoryWithResponse Update a category
+//
+// A partial update; `{}` changes nothing. Built-in categories cannot be changed (409 `system-
+// resource`). The name and slug stay unique per entity type (409 `already-exists`); the parent rules
+// answer 422.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /metadata/categories/{id} (the `UpdateCategory` operationId).
+func (c *ClientWithResponses) UpdateCategoryWithResponse(ctx context.Context, id int64, body UpdateCategoryJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateCategoryResponse, error) {
+	rsp, err := c.UpdateCategory(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateCategoryResponse(rsp)
+}
+
+// ListIconsWithResponse List icons
+//
+// A page of icons: favourites first, then the most used, then by name. `search` matches the name and
+// the tags.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /metadata/icons (the `ListIcons` operationId).
+func (c *ClientWithResponses) ListIconsWithResponse(ctx context.Context, params *ListIconsParams, reqEditors ...RequestEditorFn) (*ListIconsResponse, error) {
+	rsp, err := c.ListIcons(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListIconsResponse(rsp)
+}
+
+// CreateIconWithBodyWithResponse Create an icon
+//
+// Adds an icon to the set. Names are unique (409 `already-exists`).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /metadata/icons (the `CreateIcon` operationId).
+func (c *ClientWithResponses) CreateIconWithBodyWithResponse(ctx context.Context, params *CreateIconParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateIconResponse, error) {
+	rsp, err := c.CreateIconWithBody(ctx, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateIconResponse(rsp)
+}
+
+// CreateIconWithResponse Create an icon
+//
+// Adds an icon to the set. Names are unique (409 `already-exists`).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /metadata/icons (the `CreateIcon` operationId).
+func (c *ClientWithResponses) CreateIconWithResponse(ctx context.Context, params *CreateIconParams, body CreateIconJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateIconResponse, error) {
+	rsp, err := c.CreateIcon(ctx, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateIconResponse(rsp)
+}
+
+// DeleteIconWithResponse Delete an icon
+//
+// Removes the icon from the set. Categories and templates that name it keep the name.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /metadata/icons/{id} (the `DeleteIcon` operationId).
+func (c *ClientWithResponses) DeleteIconWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*DeleteIconResponse, error) {
+	rsp, err := c.DeleteIcon(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteIconResponse(rsp)
+}
+
+// GetIconWithResponse Get an icon
+//
+// One icon with its usage count.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /metadata/icons/{id} (the `GetIcon` operationId).
+func (c *ClientWithResponses) GetIconWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*GetIconResponse, error) {
+	rsp, err := c.GetIcon(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetIconResponse(rsp)
+}
+
+// UpdateIconWithBodyWithResponse Update an icon
+//
+// Changes the category, the tags (replaced whole) or the favourite flag; `{}` changes nothing.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /metadata/icons/{id} (the `UpdateIcon` operationId).
+func (c *ClientWithResponses) UpdateIconWithBodyWithResponse(ctx context.Context, id int64, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateIconResponse, error) {
+	rsp, err := c.UpdateIconWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateIconResponse(rsp)
+}
+
+// UpdateIconWithResponse Update an icon
+//
+// Changes the category, the tags (replaced whole) or the favourite flag; `{}` changes nothing.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /metadata/icons/{id} (the `UpdateIcon` operationId).
+func (c *ClientWithResponses) UpdateIconWithResponse(ctx context.Context, id int64, body UpdateIconJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateIconResponse, error) {
+	rsp, err := c.UpdateIcon(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateIconResponse(rsp)
+}
+
+// GetMetadataStatsWithResponse Count metadata
+//
+// How many tags, categories and icons exist.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /metadata/stats (the `GetMetadataStats` operationId).
+func (c *ClientWithResponses) GetMetadataStatsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetMetadataStatsResponse, error) {
+	rsp, err := c.GetMetadataStats(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetMetadataStatsResponse(rsp)
+}
+
+// ListTagsWithResponse List tags
+//
+// A page of tags. `search` matches the name. Sorted by default by `-usage_count,name`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /metadata/tags (the `ListTags` operationId).
+func (c *ClientWithResponses) ListTagsWithResponse(ctx context.Context, params *ListTagsParams, reqEditors ...RequestEditorFn) (*ListTagsResponse, error) {
+	rsp, err := c.ListTags(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListTagsResponse(rsp)
+}
+
+// CreateTagWithBodyWithResponse Create a tag
+//
+// Creates a tag. Names are unique case-insensitively (409 `already-exists` with `existing_id`).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /metadata/tags (the `CreateTag` operationId).
+func (c *ClientWithResponses) CreateTagWithBodyWithResponse(ctx context.Context, params *CreateTagParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTagResponse, error) {
+	rsp, err := c.CreateTagWithBody(ctx, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateTagResponse(rsp)
+}
+
+// CreateTagWithResponse Create a tag
+//
+// Creates a tag. Names are unique case-insensitively (409 `already-exists` with `existing_id`).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /metadata/tags (the `CreateTag` operationId).
+func (c *ClientWithResponses) CreateTagWithResponse(ctx context.Context, params *CreateTagParams, body CreateTagJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTagResponse, error) {
+	rsp, err := c.CreateTag(ctx, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateTagResponse(rsp)
+}
+
+// DeleteTagWithResponse Delete a tag
+//
+// Deletes the tag and every link to it: flows and templates lose the tag.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /metadata/tags/{id} (the `DeleteTag` operationId).
+func (c *ClientWithResponses) DeleteTagWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*DeleteTagResponse, error) {
+	rsp, err := c.DeleteTag(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteTagResponse(rsp)
+}
+
+// GetTagWithResponse Get a tag
+//
+// One tag with its usage count.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /metadata/tags/{id} (the `GetTag` operationId).
+func (c *ClientWithResponses) GetTagWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*GetTagResponse, error) {
+	rsp, err := c.GetTag(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetTagResponse(rsp)
+}
+
+// UpdateTagWithBodyWithResponse Update a tag
+//
+// A partial update of the name, colour and description; `{}` changes nothing. A name another tag has
+// answers 409 `already-exists`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /metadata/tags/{id} (the `UpdateTag` operationId).
+func (c *ClientWithResponses) UpdateTagWithBodyWithResponse(ctx context.Context, id int64, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateTagResponse, error) {
+	rsp, err := c.UpdateTagWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateTagResponse(rsp)
+}
+
+// UpdateTagWithResponse Update a tag
+//
+// A partial update of the name, colour and description; `{}` changes nothing. A name another tag has
+// answers 409 `already-exists`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /metadata/tags/{id} (the `UpdateTag` operationId).
+func (c *ClientWithResponses) UpdateTagWithResponse(ctx context.Context, id int64, body UpdateTagJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateTagResponse, error) {
+	rsp, err := c.UpdateTag(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateTagResponse(rsp)
+}
+
 // ListNodeTypesWithResponse List node types
 //
 // The engine's own registry, so the editor shows exactly what runs.
@@ -21906,7 +26124,8 @@ func (c *ClientWithResponses) CreateTemplateWithResponse(ctx context.Context, pa
 // Inserts the built-in templates that are missing, keyed on `system_key`; running it again inserts
 // nothing. With `force=true` it also resets every system template whose stored definition differs
 // from the shipped one (name, description, icon, graph, placeholders); `usage_count` is kept.
-// Categories, tags and icons are not seeded yet.
+// It also inserts the missing built-in template categories (customer-support, sales, content,
+// automation) as system categories and files each built-in template under its category.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -22032,6 +26251,38 @@ func (c *ClientWithResponses) CreateTemplateFlowWithResponse(ctx context.Context
 		return nil, err
 	}
 	return ParseCreateTemplateFlowResponse(rsp)
+}
+
+// SetTemplateTagsWithBodyWithResponse Set a template's tags
+//
+// Replaces the template's tag set (at most 20) and keeps every tag's `usage_count` in step. An id
+// that names no tag answers 422. Built-in templates cannot be changed (409 `system-resource`).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /templates/{id}/tags (the `SetTemplateTags` operationId).
+func (c *ClientWithResponses) SetTemplateTagsWithBodyWithResponse(ctx context.Context, id TemplateID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SetTemplateTagsResponse, error) {
+	rsp, err := c.SetTemplateTagsWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSetTemplateTagsResponse(rsp)
+}
+
+// SetTemplateTagsWithResponse Set a template's tags
+//
+// Replaces the template's tag set (at most 20) and keeps every tag's `usage_count` in step. An id
+// that names no tag answers 422. Built-in templates cannot be changed (409 `system-resource`).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /templates/{id}/tags (the `SetTemplateTags` operationId).
+func (c *ClientWithResponses) SetTemplateTagsWithResponse(ctx context.Context, id TemplateID, body SetTemplateTagsJSONRequestBody, reqEditors ...RequestEditorFn) (*SetTemplateTagsResponse, error) {
+	rsp, err := c.SetTemplateTags(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSetTemplateTagsResponse(rsp)
 }
 
 // ListUsersWithResponse List users
@@ -27734,6 +31985,250 @@ func ParsePublishFlowResponse(rsp *http.Response) (*PublishFlowResponse, error) 
 	return response, nil
 }
 
+// ParseSetFlowTagsResponse parses an HTTP response from a SetFlowTagsWithResponse call
+func ParseSetFlowTagsResponse(rsp *http.Response) (*SetFlowTagsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &SetFlowTagsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest FlowWithETag
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers SetFlowTagsResponse200Headers
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 409:
+		var headers SetFlowTagsResponse409Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 422:
+		var headers SetFlowTagsResponse422Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers422 = &headers
+	case true:
+		var headers SetFlowTagsResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
 // ParseUnpublishFlowResponse parses an HTTP response from a UnpublishFlowWithResponse call
 func ParseUnpublishFlowResponse(rsp *http.Response) (*UnpublishFlowResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -31620,6 +36115,2244 @@ func ParseGetMediaResponse(rsp *http.Response) (*GetMediaResponse, error) {
 	return response, nil
 }
 
+// ParseListCategoriesResponse parses an HTTP response from a ListCategoriesWithResponse call
+func ParseListCategoriesResponse(rsp *http.Response) (*ListCategoriesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListCategoriesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest CategoryPage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListCategoriesResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers ListCategoriesResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCreateCategoryResponse parses an HTTP response from a CreateCategoryWithResponse call
+func ParseCreateCategoryResponse(rsp *http.Response) (*CreateCategoryResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateCategoryResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest Category
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers CreateCategoryResponse201Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 409:
+		var headers CreateCategoryResponse409Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 422:
+		var headers CreateCategoryResponse422Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers422 = &headers
+	case true:
+		var headers CreateCategoryResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDeleteCategoryResponse parses an HTTP response from a DeleteCategoryWithResponse call
+func ParseDeleteCategoryResponse(rsp *http.Response) (*DeleteCategoryResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteCategoryResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		var headers DeleteCategoryResponse204Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers204 = &headers
+	case rsp.StatusCode == 409:
+		var headers DeleteCategoryResponse409Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers409 = &headers
+	case true:
+		var headers DeleteCategoryResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetCategoryResponse parses an HTTP response from a GetCategoryWithResponse call
+func ParseGetCategoryResponse(rsp *http.Response) (*GetCategoryResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetCategoryResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Category
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetCategoryResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers GetCategoryResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseUpdateCategoryResponse parses an HTTP response from a UpdateCategoryWithResponse call
+func ParseUpdateCategoryResponse(rsp *http.Response) (*UpdateCategoryResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &UpdateCategoryResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Category
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers UpdateCategoryResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 409:
+		var headers UpdateCategoryResponse409Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 422:
+		var headers UpdateCategoryResponse422Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers422 = &headers
+	case true:
+		var headers UpdateCategoryResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListIconsResponse parses an HTTP response from a ListIconsWithResponse call
+func ParseListIconsResponse(rsp *http.Response) (*ListIconsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListIconsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest IconPage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListIconsResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers ListIconsResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCreateIconResponse parses an HTTP response from a CreateIconWithResponse call
+func ParseCreateIconResponse(rsp *http.Response) (*CreateIconResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateIconResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest Icon
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers CreateIconResponse201Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 409:
+		var headers CreateIconResponse409Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers409 = &headers
+	case true:
+		var headers CreateIconResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDeleteIconResponse parses an HTTP response from a DeleteIconWithResponse call
+func ParseDeleteIconResponse(rsp *http.Response) (*DeleteIconResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteIconResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		var headers DeleteIconResponse204Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers204 = &headers
+	case true:
+		var headers DeleteIconResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetIconResponse parses an HTTP response from a GetIconWithResponse call
+func ParseGetIconResponse(rsp *http.Response) (*GetIconResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetIconResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Icon
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetIconResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers GetIconResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseUpdateIconResponse parses an HTTP response from a UpdateIconWithResponse call
+func ParseUpdateIconResponse(rsp *http.Response) (*UpdateIconResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &UpdateIconResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Icon
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers UpdateIconResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers UpdateIconResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetMetadataStatsResponse parses an HTTP response from a GetMetadataStatsWithResponse call
+func ParseGetMetadataStatsResponse(rsp *http.Response) (*GetMetadataStatsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetMetadataStatsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest MetadataStats
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetMetadataStatsResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers GetMetadataStatsResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListTagsResponse parses an HTTP response from a ListTagsWithResponse call
+func ParseListTagsResponse(rsp *http.Response) (*ListTagsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListTagsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest TagPage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListTagsResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers ListTagsResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCreateTagResponse parses an HTTP response from a CreateTagWithResponse call
+func ParseCreateTagResponse(rsp *http.Response) (*CreateTagResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateTagResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest Tag
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers CreateTagResponse201Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 409:
+		var headers CreateTagResponse409Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers409 = &headers
+	case true:
+		var headers CreateTagResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDeleteTagResponse parses an HTTP response from a DeleteTagWithResponse call
+func ParseDeleteTagResponse(rsp *http.Response) (*DeleteTagResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteTagResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		var headers DeleteTagResponse204Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers204 = &headers
+	case true:
+		var headers DeleteTagResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetTagResponse parses an HTTP response from a GetTagWithResponse call
+func ParseGetTagResponse(rsp *http.Response) (*GetTagResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetTagResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Tag
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetTagResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers GetTagResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseUpdateTagResponse parses an HTTP response from a UpdateTagWithResponse call
+func ParseUpdateTagResponse(rsp *http.Response) (*UpdateTagResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &UpdateTagResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Tag
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers UpdateTagResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 409:
+		var headers UpdateTagResponse409Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers409 = &headers
+	case true:
+		var headers UpdateTagResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
 // ParseListNodeTypesResponse parses an HTTP response from a ListNodeTypesWithResponse call
 func ParseListNodeTypesResponse(rsp *http.Response) (*ListNodeTypesResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -34960,6 +41693,243 @@ func ParseCreateTemplateFlowResponse(rsp *http.Response) (*CreateTemplateFlowRes
 	return response, nil
 }
 
+// ParseSetTemplateTagsResponse parses an HTTP response from a SetTemplateTagsWithResponse call
+func ParseSetTemplateTagsResponse(rsp *http.Response) (*SetTemplateTagsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &SetTemplateTagsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Template
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers SetTemplateTagsResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 409:
+		var headers SetTemplateTagsResponse409Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 422:
+		var headers SetTemplateTagsResponse422Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers422 = &headers
+	case true:
+		var headers SetTemplateTagsResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
 // ParseListUsersResponse parses an HTTP response from a ListUsersWithResponse call
 func ParseListUsersResponse(rsp *http.Response) (*ListUsersResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -36645,6 +43615,9 @@ type ServerInterface interface {
 	// PublishFlow Publish a flow
 	// (POST /flows/{id}/publish)
 	PublishFlow(ctx echo.Context, id FlowID) error
+	// SetFlowTags Set a flow's tags
+	// (PUT /flows/{id}/tags)
+	SetFlowTags(ctx echo.Context, id FlowID) error
 	// UnpublishFlow Unpublish a flow
 	// (POST /flows/{id}/unpublish)
 	UnpublishFlow(ctx echo.Context, id FlowID) error
@@ -36708,6 +43681,54 @@ type ServerInterface interface {
 	// GetMedia Get a media item
 	// (GET /media/{id})
 	GetMedia(ctx echo.Context, id MediaID) error
+	// ListCategories List categories
+	// (GET /metadata/categories)
+	ListCategories(ctx echo.Context, params ListCategoriesParams) error
+	// CreateCategory Create a category
+	// (POST /metadata/categories)
+	CreateCategory(ctx echo.Context, params CreateCategoryParams) error
+	// DeleteCategory Delete a category
+	// (DELETE /metadata/categories/{id})
+	DeleteCategory(ctx echo.Context, id int64) error
+	// GetCategory Get a category
+	// (GET /metadata/categories/{id})
+	GetCategory(ctx echo.Context, id int64) error
+	// UpdateCategory Update a category
+	// (PATCH /metadata/categories/{id})
+	UpdateCategory(ctx echo.Context, id int64) error
+	// ListIcons List icons
+	// (GET /metadata/icons)
+	ListIcons(ctx echo.Context, params ListIconsParams) error
+	// CreateIcon Create an icon
+	// (POST /metadata/icons)
+	CreateIcon(ctx echo.Context, params CreateIconParams) error
+	// DeleteIcon Delete an icon
+	// (DELETE /metadata/icons/{id})
+	DeleteIcon(ctx echo.Context, id int64) error
+	// GetIcon Get an icon
+	// (GET /metadata/icons/{id})
+	GetIcon(ctx echo.Context, id int64) error
+	// UpdateIcon Update an icon
+	// (PATCH /metadata/icons/{id})
+	UpdateIcon(ctx echo.Context, id int64) error
+	// GetMetadataStats Count metadata
+	// (GET /metadata/stats)
+	GetMetadataStats(ctx echo.Context) error
+	// ListTags List tags
+	// (GET /metadata/tags)
+	ListTags(ctx echo.Context, params ListTagsParams) error
+	// CreateTag Create a tag
+	// (POST /metadata/tags)
+	CreateTag(ctx echo.Context, params CreateTagParams) error
+	// DeleteTag Delete a tag
+	// (DELETE /metadata/tags/{id})
+	DeleteTag(ctx echo.Context, id int64) error
+	// GetTag Get a tag
+	// (GET /metadata/tags/{id})
+	GetTag(ctx echo.Context, id int64) error
+	// UpdateTag Update a tag
+	// (PATCH /metadata/tags/{id})
+	UpdateTag(ctx echo.Context, id int64) error
 	// ListNodeTypes List node types
 	// (GET /node-types)
 	ListNodeTypes(ctx echo.Context, params ListNodeTypesParams) error
@@ -36783,6 +43804,9 @@ type ServerInterface interface {
 	// CreateTemplateFlow Create a flow from a template
 	// (POST /templates/{id}/flows)
 	CreateTemplateFlow(ctx echo.Context, id TemplateID, params CreateTemplateFlowParams) error
+	// SetTemplateTags Set a template's tags
+	// (PUT /templates/{id}/tags)
+	SetTemplateTags(ctx echo.Context, id TemplateID) error
 	// ListUsers List users
 	// (GET /users)
 	ListUsers(ctx echo.Context, params ListUsersParams) error
@@ -37466,6 +44490,20 @@ func (w *ServerInterfaceWrapper) ListFlows(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter owner_id: %s", err))
 	}
 
+	// ------------- Optional query parameter "category_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "category_id", ctx.QueryParams(), &params.CategoryId, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter category_id: %s", err))
+	}
+
+	// ------------- Optional query parameter "tag_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "tag_id", ctx.QueryParams(), &params.TagId, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter tag_id: %s", err))
+	}
+
 	// ------------- Optional query parameter "template_id" -------------
 
 	err = runtime.BindQueryParameterWithOptions("form", true, false, "template_id", ctx.QueryParams(), &params.TemplateId, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
@@ -37667,6 +44705,22 @@ func (w *ServerInterfaceWrapper) PublishFlow(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.PublishFlow(ctx, id)
+	return err
+}
+
+// SetFlowTags converts echo context to params.
+func (w *ServerInterfaceWrapper) SetFlowTags(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id FlowID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.SetFlowTags(ctx, id)
 	return err
 }
 
@@ -38143,6 +45197,377 @@ func (w *ServerInterfaceWrapper) GetMedia(ctx echo.Context) error {
 	return err
 }
 
+// ListCategories converts echo context to params.
+func (w *ServerInterfaceWrapper) ListCategories(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListCategoriesParams
+	// ------------- Optional query parameter "page" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "page", ctx.QueryParams(), &params.Page, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter page: %s", err))
+	}
+
+	// ------------- Optional query parameter "page_size" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "page_size", ctx.QueryParams(), &params.PageSize, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter page_size: %s", err))
+	}
+
+	// ------------- Optional query parameter "entity_type" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "entity_type", ctx.QueryParams(), &params.EntityType, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter entity_type: %s", err))
+	}
+
+	// ------------- Optional query parameter "parent_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "parent_id", ctx.QueryParams(), &params.ParentId, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter parent_id: %s", err))
+	}
+
+	// ------------- Optional query parameter "sort" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", false, false, "sort", ctx.QueryParams(), &params.Sort, runtime.BindQueryParameterOptions{Type: "array", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter sort: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListCategories(ctx, params)
+	return err
+}
+
+// CreateCategory converts echo context to params.
+func (w *ServerInterfaceWrapper) CreateCategory(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateCategoryParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CreateCategory(ctx, params)
+	return err
+}
+
+// DeleteCategory converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteCategory(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id int64
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteCategory(ctx, id)
+	return err
+}
+
+// GetCategory converts echo context to params.
+func (w *ServerInterfaceWrapper) GetCategory(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id int64
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetCategory(ctx, id)
+	return err
+}
+
+// UpdateCategory converts echo context to params.
+func (w *ServerInterfaceWrapper) UpdateCategory(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id int64
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UpdateCategory(ctx, id)
+	return err
+}
+
+// ListIcons converts echo context to params.
+func (w *ServerInterfaceWrapper) ListIcons(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListIconsParams
+	// ------------- Optional query parameter "page" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "page", ctx.QueryParams(), &params.Page, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter page: %s", err))
+	}
+
+	// ------------- Optional query parameter "page_size" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "page_size", ctx.QueryParams(), &params.PageSize, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter page_size: %s", err))
+	}
+
+	// ------------- Optional query parameter "search" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "search", ctx.QueryParams(), &params.Search, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter search: %s", err))
+	}
+
+	// ------------- Optional query parameter "category" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "category", ctx.QueryParams(), &params.Category, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter category: %s", err))
+	}
+
+	// ------------- Optional query parameter "favorites_only" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "favorites_only", ctx.QueryParams(), &params.FavoritesOnly, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter favorites_only: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListIcons(ctx, params)
+	return err
+}
+
+// CreateIcon converts echo context to params.
+func (w *ServerInterfaceWrapper) CreateIcon(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateIconParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CreateIcon(ctx, params)
+	return err
+}
+
+// DeleteIcon converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteIcon(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id int64
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteIcon(ctx, id)
+	return err
+}
+
+// GetIcon converts echo context to params.
+func (w *ServerInterfaceWrapper) GetIcon(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id int64
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetIcon(ctx, id)
+	return err
+}
+
+// UpdateIcon converts echo context to params.
+func (w *ServerInterfaceWrapper) UpdateIcon(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id int64
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UpdateIcon(ctx, id)
+	return err
+}
+
+// GetMetadataStats converts echo context to params.
+func (w *ServerInterfaceWrapper) GetMetadataStats(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetMetadataStats(ctx)
+	return err
+}
+
+// ListTags converts echo context to params.
+func (w *ServerInterfaceWrapper) ListTags(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListTagsParams
+	// ------------- Optional query parameter "page" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "page", ctx.QueryParams(), &params.Page, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter page: %s", err))
+	}
+
+	// ------------- Optional query parameter "page_size" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "page_size", ctx.QueryParams(), &params.PageSize, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter page_size: %s", err))
+	}
+
+	// ------------- Optional query parameter "search" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "search", ctx.QueryParams(), &params.Search, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter search: %s", err))
+	}
+
+	// ------------- Optional query parameter "sort" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", false, false, "sort", ctx.QueryParams(), &params.Sort, runtime.BindQueryParameterOptions{Type: "array", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter sort: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListTags(ctx, params)
+	return err
+}
+
+// CreateTag converts echo context to params.
+func (w *ServerInterfaceWrapper) CreateTag(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateTagParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CreateTag(ctx, params)
+	return err
+}
+
+// DeleteTag converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteTag(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id int64
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteTag(ctx, id)
+	return err
+}
+
+// GetTag converts echo context to params.
+func (w *ServerInterfaceWrapper) GetTag(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id int64
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetTag(ctx, id)
+	return err
+}
+
+// UpdateTag converts echo context to params.
+func (w *ServerInterfaceWrapper) UpdateTag(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id int64
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UpdateTag(ctx, id)
+	return err
+}
+
 // ListNodeTypes converts echo context to params.
 func (w *ServerInterfaceWrapper) ListNodeTypes(ctx echo.Context) error {
 	var err error
@@ -38431,6 +45856,20 @@ func (w *ServerInterfaceWrapper) ListTemplates(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter sort: %s", err))
 	}
 
+	// ------------- Optional query parameter "category_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "category_id", ctx.QueryParams(), &params.CategoryId, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter category_id: %s", err))
+	}
+
+	// ------------- Optional query parameter "tag_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "tag_id", ctx.QueryParams(), &params.TagId, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter tag_id: %s", err))
+	}
+
 	// ------------- Optional query parameter "is_system" -------------
 
 	err = runtime.BindQueryParameterWithOptions("form", true, false, "is_system", ctx.QueryParams(), &params.IsSystem, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
@@ -38607,6 +46046,22 @@ func (w *ServerInterfaceWrapper) CreateTemplateFlow(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.CreateTemplateFlow(ctx, id, params)
+	return err
+}
+
+// SetTemplateTags converts echo context to params.
+func (w *ServerInterfaceWrapper) SetTemplateTags(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id TemplateID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.SetTemplateTags(ctx, id)
 	return err
 }
 
@@ -38958,6 +46413,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/flows/:id/duplicate", wrapper.DuplicateFlow, options.OperationMiddlewares["duplicateFlow"]...)
 	router.POST(options.BaseURL+"/flows/:id/validate", wrapper.ValidateFlow, options.OperationMiddlewares["validateFlow"]...)
 	router.POST(options.BaseURL+"/flows/:id/webhook-key", wrapper.RotateFlowWebhookKey, options.OperationMiddlewares["rotateFlowWebhookKey"]...)
+	router.PUT(options.BaseURL+"/flows/:id/tags", wrapper.SetFlowTags, options.OperationMiddlewares["setFlowTags"]...)
 	router.GET(options.BaseURL+"/flows/:id/versions", wrapper.ListFlowVersions, options.OperationMiddlewares["listFlowVersions"]...)
 	router.POST(options.BaseURL+"/flows/:id/versions", wrapper.CreateFlowVersion, options.OperationMiddlewares["createFlowVersion"]...)
 	router.GET(options.BaseURL+"/flows/:id/versions/:version", wrapper.GetFlowVersion, options.OperationMiddlewares["getFlowVersion"]...)
@@ -38993,6 +46449,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.PUT(options.BaseURL+"/templates/:id", wrapper.UpdateTemplate, options.OperationMiddlewares["updateTemplate"]...)
 	router.POST(options.BaseURL+"/templates/:id/duplicate", wrapper.DuplicateTemplate, options.OperationMiddlewares["duplicateTemplate"]...)
 	router.POST(options.BaseURL+"/templates/:id/flows", wrapper.CreateTemplateFlow, options.OperationMiddlewares["createTemplateFlow"]...)
+	router.PUT(options.BaseURL+"/templates/:id/tags", wrapper.SetTemplateTags, options.OperationMiddlewares["setTemplateTags"]...)
 	router.GET(options.BaseURL+"/audit-logs", wrapper.ListAuditLogs, options.OperationMiddlewares["listAuditLogs"]...)
 	router.GET(options.BaseURL+"/audit-logs/:id", wrapper.GetAuditLog, options.OperationMiddlewares["getAuditLog"]...)
 	router.GET(options.BaseURL+"/settings", wrapper.GetSettings, options.OperationMiddlewares["getSettings"]...)
@@ -39005,6 +46462,22 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/media/files/:key", wrapper.GetMediaFile, options.OperationMiddlewares["getMediaFile"]...)
 	router.DELETE(options.BaseURL+"/media/:id", wrapper.DeleteMedia, options.OperationMiddlewares["deleteMedia"]...)
 	router.GET(options.BaseURL+"/media/:id", wrapper.GetMedia, options.OperationMiddlewares["getMedia"]...)
+	router.GET(options.BaseURL+"/metadata/tags", wrapper.ListTags, options.OperationMiddlewares["listTags"]...)
+	router.POST(options.BaseURL+"/metadata/tags", wrapper.CreateTag, options.OperationMiddlewares["createTag"]...)
+	router.DELETE(options.BaseURL+"/metadata/tags/:id", wrapper.DeleteTag, options.OperationMiddlewares["deleteTag"]...)
+	router.GET(options.BaseURL+"/metadata/tags/:id", wrapper.GetTag, options.OperationMiddlewares["getTag"]...)
+	router.PATCH(options.BaseURL+"/metadata/tags/:id", wrapper.UpdateTag, options.OperationMiddlewares["updateTag"]...)
+	router.GET(options.BaseURL+"/metadata/categories", wrapper.ListCategories, options.OperationMiddlewares["listCategories"]...)
+	router.POST(options.BaseURL+"/metadata/categories", wrapper.CreateCategory, options.OperationMiddlewares["createCategory"]...)
+	router.DELETE(options.BaseURL+"/metadata/categories/:id", wrapper.DeleteCategory, options.OperationMiddlewares["deleteCategory"]...)
+	router.GET(options.BaseURL+"/metadata/categories/:id", wrapper.GetCategory, options.OperationMiddlewares["getCategory"]...)
+	router.PATCH(options.BaseURL+"/metadata/categories/:id", wrapper.UpdateCategory, options.OperationMiddlewares["updateCategory"]...)
+	router.GET(options.BaseURL+"/metadata/icons", wrapper.ListIcons, options.OperationMiddlewares["listIcons"]...)
+	router.POST(options.BaseURL+"/metadata/icons", wrapper.CreateIcon, options.OperationMiddlewares["createIcon"]...)
+	router.DELETE(options.BaseURL+"/metadata/icons/:id", wrapper.DeleteIcon, options.OperationMiddlewares["deleteIcon"]...)
+	router.GET(options.BaseURL+"/metadata/icons/:id", wrapper.GetIcon, options.OperationMiddlewares["getIcon"]...)
+	router.PATCH(options.BaseURL+"/metadata/icons/:id", wrapper.UpdateIcon, options.OperationMiddlewares["updateIcon"]...)
+	router.GET(options.BaseURL+"/metadata/stats", wrapper.GetMetadataStats, options.OperationMiddlewares["getMetadataStats"]...)
 
 }
 
@@ -43066,6 +50539,180 @@ func (response PublishFlowdefaultApplicationProblemPlusJSONResponse) VisitPublis
 	return err
 }
 
+type SetFlowTagsRequestObject struct {
+	Id   FlowID `json:"id"`
+	Body *SetFlowTagsJSONRequestBody
+}
+
+type SetFlowTagsResponseObject interface {
+	VisitSetFlowTagsResponse(w http.ResponseWriter) error
+}
+
+type SetFlowTags200JSONResponse struct{ FlowWithETagJSONResponse }
+
+func (response SetFlowTags200JSONResponse) VisitSetFlowTagsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SetFlowTags409ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response SetFlowTags409ApplicationProblemPlusJSONResponse) VisitSetFlowTagsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SetFlowTags422ResponseHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type SetFlowTags422ApplicationProblemPlusJSONResponse struct {
+	Body    Problem
+	Headers SetFlowTags422ResponseHeaders
+}
+
+func (response SetFlowTags422ApplicationProblemPlusJSONResponse) VisitSetFlowTagsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SetFlowTagsdefaultResponseHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type SetFlowTagsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    SetFlowTagsdefaultResponseHeaders
+	StatusCode int
+}
+
+func (response SetFlowTagsdefaultApplicationProblemPlusJSONResponse) VisitSetFlowTagsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type UnpublishFlowRequestObject struct {
 	Id FlowID `json:"id"`
 }
@@ -45859,6 +53506,1599 @@ func (response GetMediadefaultApplicationProblemPlusJSONResponse) VisitGetMediaR
 	return err
 }
 
+type ListCategoriesRequestObject struct {
+	Params ListCategoriesParams
+}
+
+type ListCategoriesResponseObject interface {
+	VisitListCategoriesResponse(w http.ResponseWriter) error
+}
+
+type ListCategories200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type ListCategories200JSONResponse struct {
+	Body    CategoryPage
+	Headers ListCategories200ResponseHeaders
+}
+
+func (response ListCategories200JSONResponse) VisitListCategoriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListCategoriesdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response ListCategoriesdefaultApplicationProblemPlusJSONResponse) VisitListCategoriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateCategoryRequestObject struct {
+	Params CreateCategoryParams
+	Body   *CreateCategoryJSONRequestBody
+}
+
+type CreateCategoryResponseObject interface {
+	VisitCreateCategoryResponse(w http.ResponseWriter) error
+}
+
+type CreateCategory201ResponseHeaders struct {
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
+}
+
+type CreateCategory201JSONResponse struct {
+	Body    Category
+	Headers CreateCategory201ResponseHeaders
+}
+
+func (response CreateCategory201JSONResponse) VisitCreateCategoryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateCategory409ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response CreateCategory409ApplicationProblemPlusJSONResponse) VisitCreateCategoryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateCategory422ResponseHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type CreateCategory422ApplicationProblemPlusJSONResponse struct {
+	Body    Problem
+	Headers CreateCategory422ResponseHeaders
+}
+
+func (response CreateCategory422ApplicationProblemPlusJSONResponse) VisitCreateCategoryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateCategorydefaultResponseHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type CreateCategorydefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    CreateCategorydefaultResponseHeaders
+	StatusCode int
+}
+
+func (response CreateCategorydefaultApplicationProblemPlusJSONResponse) VisitCreateCategoryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteCategoryRequestObject struct {
+	Id int64 `json:"id"`
+}
+
+type DeleteCategoryResponseObject interface {
+	VisitDeleteCategoryResponse(w http.ResponseWriter) error
+}
+
+type DeleteCategory204ResponseHeaders struct {
+	XRequestID *string
+}
+
+type DeleteCategory204Response struct {
+	Headers DeleteCategory204ResponseHeaders
+}
+
+func (response DeleteCategory204Response) VisitDeleteCategoryResponse(w http.ResponseWriter) error {
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(204)
+	return nil
+}
+
+type DeleteCategory409ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteCategory409ApplicationProblemPlusJSONResponse) VisitDeleteCategoryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteCategorydefaultResponseHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type DeleteCategorydefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    DeleteCategorydefaultResponseHeaders
+	StatusCode int
+}
+
+func (response DeleteCategorydefaultApplicationProblemPlusJSONResponse) VisitDeleteCategoryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCategoryRequestObject struct {
+	Id int64 `json:"id"`
+}
+
+type GetCategoryResponseObject interface {
+	VisitGetCategoryResponse(w http.ResponseWriter) error
+}
+
+type GetCategory200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type GetCategory200JSONResponse struct {
+	Body    Category
+	Headers GetCategory200ResponseHeaders
+}
+
+func (response GetCategory200JSONResponse) VisitGetCategoryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCategorydefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response GetCategorydefaultApplicationProblemPlusJSONResponse) VisitGetCategoryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCategoryRequestObject struct {
+	Id   int64 `json:"id"`
+	Body *UpdateCategoryJSONRequestBody
+}
+
+type UpdateCategoryResponseObject interface {
+	VisitUpdateCategoryResponse(w http.ResponseWriter) error
+}
+
+type UpdateCategory200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type UpdateCategory200JSONResponse struct {
+	Body    Category
+	Headers UpdateCategory200ResponseHeaders
+}
+
+func (response UpdateCategory200JSONResponse) VisitUpdateCategoryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCategory409ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateCategory409ApplicationProblemPlusJSONResponse) VisitUpdateCategoryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCategory422ResponseHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type UpdateCategory422ApplicationProblemPlusJSONResponse struct {
+	Body    Problem
+	Headers UpdateCategory422ResponseHeaders
+}
+
+func (response UpdateCategory422ApplicationProblemPlusJSONResponse) VisitUpdateCategoryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCategorydefaultResponseHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type UpdateCategorydefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UpdateCategorydefaultResponseHeaders
+	StatusCode int
+}
+
+func (response UpdateCategorydefaultApplicationProblemPlusJSONResponse) VisitUpdateCategoryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListIconsRequestObject struct {
+	Params ListIconsParams
+}
+
+type ListIconsResponseObject interface {
+	VisitListIconsResponse(w http.ResponseWriter) error
+}
+
+type ListIcons200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type ListIcons200JSONResponse struct {
+	Body    IconPage
+	Headers ListIcons200ResponseHeaders
+}
+
+func (response ListIcons200JSONResponse) VisitListIconsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListIconsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response ListIconsdefaultApplicationProblemPlusJSONResponse) VisitListIconsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateIconRequestObject struct {
+	Params CreateIconParams
+	Body   *CreateIconJSONRequestBody
+}
+
+type CreateIconResponseObject interface {
+	VisitCreateIconResponse(w http.ResponseWriter) error
+}
+
+type CreateIcon201ResponseHeaders struct {
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
+}
+
+type CreateIcon201JSONResponse struct {
+	Body    Icon
+	Headers CreateIcon201ResponseHeaders
+}
+
+func (response CreateIcon201JSONResponse) VisitCreateIconResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateIcon409ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response CreateIcon409ApplicationProblemPlusJSONResponse) VisitCreateIconResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateIcondefaultResponseHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type CreateIcondefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    CreateIcondefaultResponseHeaders
+	StatusCode int
+}
+
+func (response CreateIcondefaultApplicationProblemPlusJSONResponse) VisitCreateIconResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteIconRequestObject struct {
+	Id int64 `json:"id"`
+}
+
+type DeleteIconResponseObject interface {
+	VisitDeleteIconResponse(w http.ResponseWriter) error
+}
+
+type DeleteIcon204ResponseHeaders struct {
+	XRequestID *string
+}
+
+type DeleteIcon204Response struct {
+	Headers DeleteIcon204ResponseHeaders
+}
+
+func (response DeleteIcon204Response) VisitDeleteIconResponse(w http.ResponseWriter) error {
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(204)
+	return nil
+}
+
+type DeleteIcondefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response DeleteIcondefaultApplicationProblemPlusJSONResponse) VisitDeleteIconResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetIconRequestObject struct {
+	Id int64 `json:"id"`
+}
+
+type GetIconResponseObject interface {
+	VisitGetIconResponse(w http.ResponseWriter) error
+}
+
+type GetIcon200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type GetIcon200JSONResponse struct {
+	Body    Icon
+	Headers GetIcon200ResponseHeaders
+}
+
+func (response GetIcon200JSONResponse) VisitGetIconResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetIcondefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response GetIcondefaultApplicationProblemPlusJSONResponse) VisitGetIconResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateIconRequestObject struct {
+	Id   int64 `json:"id"`
+	Body *UpdateIconJSONRequestBody
+}
+
+type UpdateIconResponseObject interface {
+	VisitUpdateIconResponse(w http.ResponseWriter) error
+}
+
+type UpdateIcon200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type UpdateIcon200JSONResponse struct {
+	Body    Icon
+	Headers UpdateIcon200ResponseHeaders
+}
+
+func (response UpdateIcon200JSONResponse) VisitUpdateIconResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateIcondefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response UpdateIcondefaultApplicationProblemPlusJSONResponse) VisitUpdateIconResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetMetadataStatsRequestObject struct {
+}
+
+type GetMetadataStatsResponseObject interface {
+	VisitGetMetadataStatsResponse(w http.ResponseWriter) error
+}
+
+type GetMetadataStats200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type GetMetadataStats200JSONResponse struct {
+	Body    MetadataStats
+	Headers GetMetadataStats200ResponseHeaders
+}
+
+func (response GetMetadataStats200JSONResponse) VisitGetMetadataStatsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetMetadataStatsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response GetMetadataStatsdefaultApplicationProblemPlusJSONResponse) VisitGetMetadataStatsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListTagsRequestObject struct {
+	Params ListTagsParams
+}
+
+type ListTagsResponseObject interface {
+	VisitListTagsResponse(w http.ResponseWriter) error
+}
+
+type ListTags200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type ListTags200JSONResponse struct {
+	Body    TagPage
+	Headers ListTags200ResponseHeaders
+}
+
+func (response ListTags200JSONResponse) VisitListTagsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListTagsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response ListTagsdefaultApplicationProblemPlusJSONResponse) VisitListTagsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateTagRequestObject struct {
+	Params CreateTagParams
+	Body   *CreateTagJSONRequestBody
+}
+
+type CreateTagResponseObject interface {
+	VisitCreateTagResponse(w http.ResponseWriter) error
+}
+
+type CreateTag201ResponseHeaders struct {
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
+}
+
+type CreateTag201JSONResponse struct {
+	Body    Tag
+	Headers CreateTag201ResponseHeaders
+}
+
+func (response CreateTag201JSONResponse) VisitCreateTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateTag409ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response CreateTag409ApplicationProblemPlusJSONResponse) VisitCreateTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateTagdefaultResponseHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type CreateTagdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    CreateTagdefaultResponseHeaders
+	StatusCode int
+}
+
+func (response CreateTagdefaultApplicationProblemPlusJSONResponse) VisitCreateTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteTagRequestObject struct {
+	Id int64 `json:"id"`
+}
+
+type DeleteTagResponseObject interface {
+	VisitDeleteTagResponse(w http.ResponseWriter) error
+}
+
+type DeleteTag204ResponseHeaders struct {
+	XRequestID *string
+}
+
+type DeleteTag204Response struct {
+	Headers DeleteTag204ResponseHeaders
+}
+
+func (response DeleteTag204Response) VisitDeleteTagResponse(w http.ResponseWriter) error {
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(204)
+	return nil
+}
+
+type DeleteTagdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response DeleteTagdefaultApplicationProblemPlusJSONResponse) VisitDeleteTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetTagRequestObject struct {
+	Id int64 `json:"id"`
+}
+
+type GetTagResponseObject interface {
+	VisitGetTagResponse(w http.ResponseWriter) error
+}
+
+type GetTag200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type GetTag200JSONResponse struct {
+	Body    Tag
+	Headers GetTag200ResponseHeaders
+}
+
+func (response GetTag200JSONResponse) VisitGetTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetTagdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response GetTagdefaultApplicationProblemPlusJSONResponse) VisitGetTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateTagRequestObject struct {
+	Id   int64 `json:"id"`
+	Body *UpdateTagJSONRequestBody
+}
+
+type UpdateTagResponseObject interface {
+	VisitUpdateTagResponse(w http.ResponseWriter) error
+}
+
+type UpdateTag200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type UpdateTag200JSONResponse struct {
+	Body    Tag
+	Headers UpdateTag200ResponseHeaders
+}
+
+func (response UpdateTag200JSONResponse) VisitUpdateTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateTag409ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateTag409ApplicationProblemPlusJSONResponse) VisitUpdateTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateTagdefaultResponseHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type UpdateTagdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UpdateTagdefaultResponseHeaders
+	StatusCode int
+}
+
+func (response UpdateTagdefaultApplicationProblemPlusJSONResponse) VisitUpdateTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListNodeTypesRequestObject struct {
 	Params ListNodeTypesParams
 }
@@ -48199,6 +57439,184 @@ func (response CreateTemplateFlowdefaultApplicationProblemPlusJSONResponse) Visi
 	return err
 }
 
+type SetTemplateTagsRequestObject struct {
+	Id   TemplateID `json:"id"`
+	Body *SetTemplateTagsJSONRequestBody
+}
+
+type SetTemplateTagsResponseObject interface {
+	VisitSetTemplateTagsResponse(w http.ResponseWriter) error
+}
+
+type SetTemplateTags200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type SetTemplateTags200JSONResponse struct {
+	Body    Template
+	Headers SetTemplateTags200ResponseHeaders
+}
+
+func (response SetTemplateTags200JSONResponse) VisitSetTemplateTagsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SetTemplateTags409ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response SetTemplateTags409ApplicationProblemPlusJSONResponse) VisitSetTemplateTagsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SetTemplateTags422ResponseHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type SetTemplateTags422ApplicationProblemPlusJSONResponse struct {
+	Body    Problem
+	Headers SetTemplateTags422ResponseHeaders
+}
+
+func (response SetTemplateTags422ApplicationProblemPlusJSONResponse) VisitSetTemplateTagsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SetTemplateTagsdefaultResponseHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type SetTemplateTagsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    SetTemplateTagsdefaultResponseHeaders
+	StatusCode int
+}
+
+func (response SetTemplateTagsdefaultApplicationProblemPlusJSONResponse) VisitSetTemplateTagsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListUsersRequestObject struct {
 	Params ListUsersParams
 }
@@ -49430,6 +58848,9 @@ type StrictServerInterface interface {
 	// PublishFlow Publish a flow
 	// (POST /flows/{id}/publish)
 	PublishFlow(ctx context.Context, request PublishFlowRequestObject) (PublishFlowResponseObject, error)
+	// SetFlowTags Set a flow's tags
+	// (PUT /flows/{id}/tags)
+	SetFlowTags(ctx context.Context, request SetFlowTagsRequestObject) (SetFlowTagsResponseObject, error)
 	// UnpublishFlow Unpublish a flow
 	// (POST /flows/{id}/unpublish)
 	UnpublishFlow(ctx context.Context, request UnpublishFlowRequestObject) (UnpublishFlowResponseObject, error)
@@ -49493,6 +58914,54 @@ type StrictServerInterface interface {
 	// GetMedia Get a media item
 	// (GET /media/{id})
 	GetMedia(ctx context.Context, request GetMediaRequestObject) (GetMediaResponseObject, error)
+	// ListCategories List categories
+	// (GET /metadata/categories)
+	ListCategories(ctx context.Context, request ListCategoriesRequestObject) (ListCategoriesResponseObject, error)
+	// CreateCategory Create a category
+	// (POST /metadata/categories)
+	CreateCategory(ctx context.Context, request CreateCategoryRequestObject) (CreateCategoryResponseObject, error)
+	// DeleteCategory Delete a category
+	// (DELETE /metadata/categories/{id})
+	DeleteCategory(ctx context.Context, request DeleteCategoryRequestObject) (DeleteCategoryResponseObject, error)
+	// GetCategory Get a category
+	// (GET /metadata/categories/{id})
+	GetCategory(ctx context.Context, request GetCategoryRequestObject) (GetCategoryResponseObject, error)
+	// UpdateCategory Update a category
+	// (PATCH /metadata/categories/{id})
+	UpdateCategory(ctx context.Context, request UpdateCategoryRequestObject) (UpdateCategoryResponseObject, error)
+	// ListIcons List icons
+	// (GET /metadata/icons)
+	ListIcons(ctx context.Context, request ListIconsRequestObject) (ListIconsResponseObject, error)
+	// CreateIcon Create an icon
+	// (POST /metadata/icons)
+	CreateIcon(ctx context.Context, request CreateIconRequestObject) (CreateIconResponseObject, error)
+	// DeleteIcon Delete an icon
+	// (DELETE /metadata/icons/{id})
+	DeleteIcon(ctx context.Context, request DeleteIconRequestObject) (DeleteIconResponseObject, error)
+	// GetIcon Get an icon
+	// (GET /metadata/icons/{id})
+	GetIcon(ctx context.Context, request GetIconRequestObject) (GetIconResponseObject, error)
+	// UpdateIcon Update an icon
+	// (PATCH /metadata/icons/{id})
+	UpdateIcon(ctx context.Context, request UpdateIconRequestObject) (UpdateIconResponseObject, error)
+	// GetMetadataStats Count metadata
+	// (GET /metadata/stats)
+	GetMetadataStats(ctx context.Context, request GetMetadataStatsRequestObject) (GetMetadataStatsResponseObject, error)
+	// ListTags List tags
+	// (GET /metadata/tags)
+	ListTags(ctx context.Context, request ListTagsRequestObject) (ListTagsResponseObject, error)
+	// CreateTag Create a tag
+	// (POST /metadata/tags)
+	CreateTag(ctx context.Context, request CreateTagRequestObject) (CreateTagResponseObject, error)
+	// DeleteTag Delete a tag
+	// (DELETE /metadata/tags/{id})
+	DeleteTag(ctx context.Context, request DeleteTagRequestObject) (DeleteTagResponseObject, error)
+	// GetTag Get a tag
+	// (GET /metadata/tags/{id})
+	GetTag(ctx context.Context, request GetTagRequestObject) (GetTagResponseObject, error)
+	// UpdateTag Update a tag
+	// (PATCH /metadata/tags/{id})
+	UpdateTag(ctx context.Context, request UpdateTagRequestObject) (UpdateTagResponseObject, error)
 	// ListNodeTypes List node types
 	// (GET /node-types)
 	ListNodeTypes(ctx context.Context, request ListNodeTypesRequestObject) (ListNodeTypesResponseObject, error)
@@ -49568,6 +59037,9 @@ type StrictServerInterface interface {
 	// CreateTemplateFlow Create a flow from a template
 	// (POST /templates/{id}/flows)
 	CreateTemplateFlow(ctx context.Context, request CreateTemplateFlowRequestObject) (CreateTemplateFlowResponseObject, error)
+	// SetTemplateTags Set a template's tags
+	// (PUT /templates/{id}/tags)
+	SetTemplateTags(ctx context.Context, request SetTemplateTagsRequestObject) (SetTemplateTagsResponseObject, error)
 	// ListUsers List users
 	// (GET /users)
 	ListUsers(ctx context.Context, request ListUsersRequestObject) (ListUsersResponseObject, error)
@@ -50717,6 +60189,54 @@ func (sh *strictHandler) PublishFlow(ctx echo.Context, id FlowID) error {
 	return nil
 }
 
+// SetFlowTags operation middleware
+func (sh *strictHandler) SetFlowTags(ctx echo.Context, id FlowID) error {
+	var request SetFlowTagsRequestObject
+
+	request.Id = id
+
+	var body SetFlowTagsJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.SetFlowTags(ctx.Request().Context(), request.(SetFlowTagsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "SetFlowTags")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(SetFlowTagsResponseObject); ok {
+		return validResponse.VisitSetFlowTagsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // UnpublishFlow operation middleware
 func (sh *strictHandler) UnpublishFlow(ctx echo.Context, id FlowID) error {
 	var request UnpublishFlowRequestObject
@@ -51368,6 +60888,542 @@ func (sh *strictHandler) GetMedia(ctx echo.Context, id MediaID) error {
 		return err
 	} else if validResponse, ok := response.(GetMediaResponseObject); ok {
 		return validResponse.VisitGetMediaResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListCategories operation middleware
+func (sh *strictHandler) ListCategories(ctx echo.Context, params ListCategoriesParams) error {
+	var request ListCategoriesRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListCategories(ctx.Request().Context(), request.(ListCategoriesRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListCategories")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListCategoriesResponseObject); ok {
+		return validResponse.VisitListCategoriesResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// CreateCategory operation middleware
+func (sh *strictHandler) CreateCategory(ctx echo.Context, params CreateCategoryParams) error {
+	var request CreateCategoryRequestObject
+
+	request.Params = params
+
+	var body CreateCategoryJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateCategory(ctx.Request().Context(), request.(CreateCategoryRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateCategory")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CreateCategoryResponseObject); ok {
+		return validResponse.VisitCreateCategoryResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DeleteCategory operation middleware
+func (sh *strictHandler) DeleteCategory(ctx echo.Context, id int64) error {
+	var request DeleteCategoryRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteCategory(ctx.Request().Context(), request.(DeleteCategoryRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteCategory")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeleteCategoryResponseObject); ok {
+		return validResponse.VisitDeleteCategoryResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetCategory operation middleware
+func (sh *strictHandler) GetCategory(ctx echo.Context, id int64) error {
+	var request GetCategoryRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetCategory(ctx.Request().Context(), request.(GetCategoryRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetCategory")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetCategoryResponseObject); ok {
+		return validResponse.VisitGetCategoryResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// UpdateCategory operation middleware
+func (sh *strictHandler) UpdateCategory(ctx echo.Context, id int64) error {
+	var request UpdateCategoryRequestObject
+
+	request.Id = id
+
+	var body UpdateCategoryJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UpdateCategory(ctx.Request().Context(), request.(UpdateCategoryRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpdateCategory")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UpdateCategoryResponseObject); ok {
+		return validResponse.VisitUpdateCategoryResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListIcons operation middleware
+func (sh *strictHandler) ListIcons(ctx echo.Context, params ListIconsParams) error {
+	var request ListIconsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListIcons(ctx.Request().Context(), request.(ListIconsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListIcons")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListIconsResponseObject); ok {
+		return validResponse.VisitListIconsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// CreateIcon operation middleware
+func (sh *strictHandler) CreateIcon(ctx echo.Context, params CreateIconParams) error {
+	var request CreateIconRequestObject
+
+	request.Params = params
+
+	var body CreateIconJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateIcon(ctx.Request().Context(), request.(CreateIconRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateIcon")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CreateIconResponseObject); ok {
+		return validResponse.VisitCreateIconResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DeleteIcon operation middleware
+func (sh *strictHandler) DeleteIcon(ctx echo.Context, id int64) error {
+	var request DeleteIconRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteIcon(ctx.Request().Context(), request.(DeleteIconRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteIcon")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeleteIconResponseObject); ok {
+		return validResponse.VisitDeleteIconResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetIcon operation middleware
+func (sh *strictHandler) GetIcon(ctx echo.Context, id int64) error {
+	var request GetIconRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetIcon(ctx.Request().Context(), request.(GetIconRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetIcon")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetIconResponseObject); ok {
+		return validResponse.VisitGetIconResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// UpdateIcon operation middleware
+func (sh *strictHandler) UpdateIcon(ctx echo.Context, id int64) error {
+	var request UpdateIconRequestObject
+
+	request.Id = id
+
+	var body UpdateIconJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UpdateIcon(ctx.Request().Context(), request.(UpdateIconRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpdateIcon")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UpdateIconResponseObject); ok {
+		return validResponse.VisitUpdateIconResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetMetadataStats operation middleware
+func (sh *strictHandler) GetMetadataStats(ctx echo.Context) error {
+	var request GetMetadataStatsRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetMetadataStats(ctx.Request().Context(), request.(GetMetadataStatsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetMetadataStats")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetMetadataStatsResponseObject); ok {
+		return validResponse.VisitGetMetadataStatsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListTags operation middleware
+func (sh *strictHandler) ListTags(ctx echo.Context, params ListTagsParams) error {
+	var request ListTagsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListTags(ctx.Request().Context(), request.(ListTagsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListTags")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListTagsResponseObject); ok {
+		return validResponse.VisitListTagsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// CreateTag operation middleware
+func (sh *strictHandler) CreateTag(ctx echo.Context, params CreateTagParams) error {
+	var request CreateTagRequestObject
+
+	request.Params = params
+
+	var body CreateTagJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateTag(ctx.Request().Context(), request.(CreateTagRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateTag")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CreateTagResponseObject); ok {
+		return validResponse.VisitCreateTagResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DeleteTag operation middleware
+func (sh *strictHandler) DeleteTag(ctx echo.Context, id int64) error {
+	var request DeleteTagRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteTag(ctx.Request().Context(), request.(DeleteTagRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteTag")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeleteTagResponseObject); ok {
+		return validResponse.VisitDeleteTagResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetTag operation middleware
+func (sh *strictHandler) GetTag(ctx echo.Context, id int64) error {
+	var request GetTagRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetTag(ctx.Request().Context(), request.(GetTagRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetTag")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetTagResponseObject); ok {
+		return validResponse.VisitGetTagResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// UpdateTag operation middleware
+func (sh *strictHandler) UpdateTag(ctx echo.Context, id int64) error {
+	var request UpdateTagRequestObject
+
+	request.Id = id
+
+	var body UpdateTagJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UpdateTag(ctx.Request().Context(), request.(UpdateTagRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpdateTag")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UpdateTagResponseObject); ok {
+		return validResponse.VisitUpdateTagResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -52172,6 +62228,54 @@ func (sh *strictHandler) CreateTemplateFlow(ctx echo.Context, id TemplateID, par
 	return nil
 }
 
+// SetTemplateTags operation middleware
+func (sh *strictHandler) SetTemplateTags(ctx echo.Context, id TemplateID) error {
+	var request SetTemplateTagsRequestObject
+
+	request.Id = id
+
+	var body SetTemplateTagsJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.SetTemplateTags(ctx.Request().Context(), request.(SetTemplateTagsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "SetTemplateTags")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(SetTemplateTagsResponseObject); ok {
+		return validResponse.VisitSetTemplateTagsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // ListUsers operation middleware
 func (sh *strictHandler) ListUsers(ctx echo.Context, params ListUsersParams) error {
 	var request ListUsersRequestObject
@@ -52501,493 +62605,550 @@ func (sh *strictHandler) ReceiveFlowWebhook(ctx echo.Context, endpointKey string
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7P3rcuM2tjiKvwpKe+9qe4ay5Vtf5Ertv+N2J076NrY7ySTqvwiRkIRtCtAQoG2lj6v2p1O/8/WcVzi1",
-	"q36vNU9yCmsBJEiRurjtvmQyHyZtkcRlYWHdLx9akZxMpWBCq1b3Q2vMaMxS+OdRkshr84+YqSjlU82l",
-	"aHVbF2NGJkyPZayIHjMypXpMaBSxqVZkQwqy3znY3GoFLRWN2YSaAfRsylrdltIpF6PW7W3QOqbRmB1L",
-	"oVOZzE8RCtlWWqYs7JKUqakUipnJqCYRTdMZ0fKSCUVkSnjMhOZ6RmjKiGBXLCWRGTtetoKTCzqq39ww",
-	"kdePFEnZFVdcCkIVoUTpVIoRsZNpOgpI2GulvazT2Yvcq/AX67XC8uRTqjVLzfD//14r/a3Tfvb+r73W",
-	"v7eCmmWdxmwylZoJfcamCZ2xuAY8Os1YSK7HTMAJOBARjicCoIsJFeqapURLQgVhNE04S0nK/pExpck1",
-	"12N8mU4YCfNpo1n7RzYLCRVx8Xgg4xn88o+MpbNDeCCnLKVmQSTmMRFSkzQThI4oF7WgH0iZMCpgky9l",
-	"RHEvdfCnAyWTTFvMkkOYLkoZ1Sw2e5VZGrGAcBElWczFiITbdMq3r3YA7GaDPDVgM1BajANnVLOXfMI1",
-	"/N/8as4QWIpQcxVYTDgCPMrSlAkDRBHL69rtcqHZiKXlac7YhHJhZm+eKmFD/fHzKFaznXMWSRErkgnN",
-	"E5gABzZAZVotH5/pdHY01CxtHltLck25JgM2lKlBTZ3OzBlt7O8+C8hBZ29z6TQ///zzUabH5qpFVLP5",
-	"ud4YGrNjMGPAaMrStmJRZjA+x0nVJeG38IywNJXpN70WF1c04XEfSMfcFZ3HjV/siZw+r8dSd5F4TDZY",
-	"NJYsDgw9GjFh1mCunyEb716ePt88JFwTmihJ6HTKaKrM+SZypOBOwQIrwJ/Qm5dMjPS41X28P08mboPW",
-	"lKZ0wrQj1SMm9LEUQz56kcjrpjXz2F0nQ+PI9VgqRqj5lkTwMdFjrgiH1XDzlbmCraAl6MQswHzV5/HC",
-	"WzaU6YRqPNLH+62gNeGCT7JJq7sT1J320ZRfmCNpWvPR21Mk94THDct6oBWdy7TuEslUk0s2UwEJ2yEZ",
-	"ypSYF5gwpGiLPGdDmiWahG1LsfpUA66xm2kiY9bqDmmimN0H0NNiI8rM6C+dazaBA2bCrPe3VjFoK2i1",
-	"S38lVOl+pvKHlb9hiqDVhv++n8OpwODcKU63ByCyfxQwomlKzWIzwf+RMfvYAPs2aCk9SwBDZDoxgx1l",
-	"Mdcv5ajpVKl5brhpOvtk53qcpUqm9esJBbvR/QjeCN0lmRq+LjNFBlRH43yRlUPDj5oY/m9H7V9p+/dO",
-	"+1m//f7DTrB78Pi2nvOf3LAoM0tqghlzL3wyiC2iJUBBPuVCfmKpkbFeZ5MBazjFK3yFCHgHZBzLSWG1",
-	"GztbW2KzYcX225WXvbe7fNmeVPUjm82v+YhECWdCtyNDiYUhK2SDknfvTp8HQFnYDZ1ME7aJsu+EXjLD",
-	"VICpEkWHbIvAUfBU6VzcM29yBRIZJQc3N+aPSzbVMGB4+vzk1ds3Fyevj//ev7h42f/+zbuz85Bs7O5v",
-	"kikIz0nC0sBK+MCgDJwOC2HQLLIsPZbFQ5KC4KoM04P3CuFSt51Q2yUgw+L6y8NSEvPhkIHgAyPL1A6M",
-	"O1Rkf3eXhNyTWC/ZrJ0yQ+vCQ3I95gnDQwe4OEatNE8SI6SqgOx3npVH4KI9TeUoZUqFOYKgLlSgSEVI",
-	"brzyvd7N7k6717t5coJX/qDhyp8OXxnK0kCSjIYSEkPGScpofEgomXA1MV8UoNjZBchHYypGDE59bPhQ",
-	"4xaGbZxyDWkjaJ0anEbJqlG0KF75ZFShQWoHzgTIvJBuJ/C1P3+MvLvVPegAO8S5dzudpSt5xWJOm0Az",
-	"MQ8/GVDe0hGrX8dOe0AVM/d5xCyJbIKNeaUeNDseZHY68L+VlnTOf2eLjsrMuGg1fWUGqF3S7kF5TSus",
-	"R4/fKZY2HVimWNp8XubpfQvB54ymdXTgmCrW5kIxobjmV4yobID3kij4hMgroPksV4wfKfuIDhJDAlkS",
-	"qybA4otNtMAhvvt7p440XDA6aYKjZnTyyfD+gk2mCdWseTH4/JMt6O4Yds8L+Zly/ep8fiHfy2uSSDHK",
-	"dXYjIAAqZcL8xkTs1HhkN6DHd/753//Pnrn2ZKI2mxDLDNefqPr76hPXvQoB6dTs4NYAwxoBQdm1+pmj",
-	"dJEURrYw/6TTacLRtrT9XwoNTMUK/j1lw1a39W/bhclzG5+q7dKgMGdVVAOyKYeFQgrXyrOX/tK2JoM2",
-	"HnvddPb1bc+6AJOdXDGhz3XK6KSyJc1u9DYzj9sqf27lwla3BbJgl+x2Op2e6Al4sVuoCltWRewJHnfJ",
-	"Tk/EVNMu+dBr5a/0edxrdZ91doJeS7F/9FrdnVsz1EL7yBx8zll6BZYYoQksQnVJaFeDRlKDGmggDQMj",
-	"fLnfzZz5z7g8fPDD+ZvX9sl9Qtrt+xghc28YlA9cB54Le60oiMVKUxErQofaaCmUa3Ozsqm5dKG9OtUt",
-	"18jQy3ZeY0qu2F4XfZ2/dxt8FLyN6vYz12Nnb78XWJtBm8BsVL0AVQmuFRHsmpi5K/B0y1m0FXjnI7fv",
-	"ic73tnt/zAYgeOL4IVEsSplWRI3lNZEimRk0DO2vfcV0FdnAO9P23DOLdlxy5XwktECOvu+LCYM2Acr6",
-	"SqyMrtmkAopPfV3epnKQsMmCzU/xjb86IOS8wLBYTXlSMVCPqSI7xJq/USAEeySYnVvd38xEsSHuhagX",
-	"FCNNMqXJgBGqScKMKrpjdM2URoZ0GemhFbSm0qBb2uq2toH/3743UoEhcpEZ13pnts3FVFayYUobGbrb",
-	"6uz88Pzx3zp/3/v1x6d/f/Jz529PLvZ+2f9p9/WO4T+a6ky1uvtGRtBcA8f7yewDFU3YQ6FZZ6noXlNN",
-	"5YR3LZS6V/nbbXz7NlgRbdxJ1AkDdurAXKSzF8fk2f7BE2KnJAi7qnSQe1MXYQO+VHIDfiS5z31C7Vxb",
-	"XjRIxSNWGqDkvVppkOKLykDWPbXiIOZt535q5/6nhR8Xnip0KLWrHqVFX1cdUB95pc+ZNgxe3RtBywds",
-	"oGkyHVHBFd4RZV++RxHqYl5KvftmYLCGjYACmXPyCZsMWHqvGwEx/v62YoY7s6pK3Z7eZClESiiFGkRA",
-	"KMgnKRumTI2tn8u53tEU+6WwZqPO3hukYLCGQze68b2dcU7tq27SCuf0PGnd1m5n93G7s9fu7Fx0nnX3",
-	"Ot1OZ6vT6fzaCnIPaHd/NzB6evcgaCVUjDLQRVvMaE0TeoNeZtXqiixJgtZExsww0xEzim57d+ugPUyo",
-	"8lT+oytqGClLlRQ04XrW6ramqRwypbj5xTDDmdJs0p+mcjI1q/y7zCDo5eiKBmiLz6ZTmWpCleKG+Wqj",
-	"rZ7gHsn5WE63yBH6CAYpZ8MEbfYYM8OFUdWITGOWEqOEmRPQbAIO9SxlrW5nay9oaSmclw/WlE3jFcB2",
-	"G5i9TFmqOWrwPrQ9e4YZq605+CnLCmfQummPZNs5IqfcvLV1ga/mj9p8MrU+WzCodFsjrsfZYCuSk20r",
-	"GOT/lVMmjGBiBwNLSX66NUaWqlkCj3+lFwsE+VDrds2xxT3+Lf86aBkMar2/zZGoeCeHTf4KIlPNJCXE",
-	"WmIIMXfkrff+7Rzq1UxQQhX/SGU2SIrz/K2Fdmd/0YhTKyzqwrx4W0a6Lwd7bn2T3W9owyviJaz33T8H",
-	"u3MPPaqALoO1hCoOHYJyRIAHmsLFLwf/xSKQoDz6h0oWUPE45hqIzFvvktoohTJ5tsENigDlZzGRwgZm",
-	"dUno7S0kw5QzESezgIRmlyHhAolGQEK335AwsUVCb49h0BNhsUuMQgthpyFqakRIYg2JXQyAAwoL9O/o",
-	"lAgZM0WGNEnIgEaXREuMVfMEop5wElER4wa2Kzeu2gLbl8ccSkT/X5baz1Fxj1o2hAeAFIOBRQNmlEUj",
-	"9xwSik+NYko1mUiliRSMbIBXliYpo/GszW640ioEE/NaFu8yva1acb89fkv2nxD3CkZyqiwag02EiZDI",
-	"lIRT3f72DKwinj9k76DkDtkNauI83n/YDfZuN9pF2Mf7DzvB09vNv9R4gKvEP7eKP915tlu3ycV8YS62",
-	"AGIGzFMX0HJ0SiKqaSJHmQH37q69XO1MXAp5bTavxyy95optVja/0+QMWsSHVvn+AbmUN/3TzgrzL2Vi",
-	"hU+4zmVxD8ytwkTm+Ed5i0tI/DtgBmuS+CMypanmNCHISw4JFYQOwK5vr/+McEUygSEHcUBCs9uQRAmE",
-	"NlL8B3gfpWBbJPxwG9bFJ3gE1qIwkk9LdRzDmKc7/vX+iq7nn5fp01+m+uvxtgwaF1vpZJZWUGXGEVUZ",
-	"TWqjJov5/JGcfpQjce2n1uV4R1WU3Ux5ypT33s5ue2/nomNe8t4zHHqvEh5qr1rxG5+636yIcnz2iqiZ",
-	"iFpBS14LjHjoPjGQYUN+0+q2rrXs/3K5N332N/oSjLpX8rI0uIrk1FxYJGNdw9WtSNxNuNJwol+HWuhD",
-	"+kta1xoKqH/2C7cwR4E+0V7KqHgnJbfA05WA4jC5VnqFyMGd3cLXoQKjTKQskiPBFcYXAmvYqmMc/m34",
-	"IsHtLqcXYj5Pwf2w71r91kklOFgOUu8oSpenoqxWAtRLGFACYa2cY4nnx+ixBNY2I886JKYzdZhrI0dv",
-	"T/sXb348ed1/dfQLhMk+P/r7OdnYe3ywuUXOYbvEecbGLInJYEZmMktJKhN2iIjR/UsehovZQxWhZxn9",
-	"/rVVR4zXp6prU6+7yxw1WOXLYLT9e//9X7v2v00Sl8s7sPOtkYZQQdEydi5HogZNVrBrPNBDEsJ/Q3Ou",
-	"aiyvBabLSBExUK6tL9l52KnRcMeVU/+X4e5GXAPhpjRWujt58qvu/H2wL35+enW8c/P8gL14PPr+Cf/h",
-	"6eXLZ5PXndafYsGfYsEXIRb8K3D1/JbWpUB+Ln7vFrWIZLvgT5okb4YQxbIwloOO2Cumaes2+FChLjmk",
-	"8n+sEia6XD6C0eZ38L7EDcZU9QW70bmcYn6YpuyqSBPEVf32PsCgfMMIi3h4iH3XUtMEVWfzr755rFrd",
-	"zq3LwzuKdF3e289jSYxsG2+RdyJmKaGiCG4NSGgD3UOXVg6/P1IEDnurVSXTdMrRWLL4rtUaSWKupgmd",
-	"NeQKmuU/UsRgH9mQKWETypPNIv8d0wivqSLXKdfacGpIeML4Sp3HWysSs4RplMQaLsaS48/BeWHevg3y",
-	"bIC1NlzBFXgv8BILSqAsoFN7H8or8owQZjh/rNx82Apa12wwlvKy3ixhRnyOMUx1SEO1tebFXTTw4x8Y",
-	"WQaHVHhW8vDx2B7GFU0ypogcEiFFG0MQiYpoQlObq9ATG+ikoDZukciUTJhSdATOBM2E3twiYZ7rHQYk",
-	"nHCluBj1pyyFf0phfUcpo8r8gZsYsJ5I2TBTNME1DilPspQpshEWn27FTHAWm3FppsdbiRxx0Tevsjjc",
-	"RO9QBfVdTFK9DoIB/HNHh8BZ+zME03pEfh4+i5lpDtz6G5k/Po0x39DcPQCsf7fqBsbzqEOrGRiatWaT",
-	"qSYI7MCW3hjLVJNIxoxseEmRJDQ/tVNmAAMns2DmqmEdYZifQWCP0N95LdTyHTTexZeyGltCI7tJIx1v",
-	"oVndzOiocplwonidE8TWUUzJS3nFEhp5EqW93Dn1eXLrYjbLCGnl/Z9ZEskJI1e7ZcQrP/axy6pP7+tx",
-	"BxfpYQn+4E7X/GUF0f2doGVEt9ZuZ2+rs7Wzs7f1xIA5gtoWy/Wg1YNFXQIUvLqz6/1gYWbA7wWVtlQG",
-	"oVgOjFAHodVtvZK/8ySh2wdbNbqIO8sq/r7w8dI757CW1eRHvxqvaZUPd+lHjnivowugeD1/1TFBmdA4",
-	"TpkydPKX9guZXtM0ZrH5F0oHaaa003yHqZyQ8OLs3fnFyfP+27M3v5yenC++nRV8+JKUKR//PiwkbB72",
-	"rSf8VPC0hpw7lF3h7M/x1dsyUn9YlTCCvOEfhkPWwKF+db3lredrLTAWcKu0nBJUFxHS9YR8rO9wP2K+",
-	"o+T3J+ZPgOTOS/Ve4QlLOB0AzvNTr5R/soTLCChWgAnJhsc9gSU7FupiGyhRfCTaXGxCnZrQCjlkw/Lt",
-	"LqFkv7MXQH0B80M5KhXurxMtC8pp54fjNuPVSpTfSpm8otNmSWe+SNS8Wxqk/3/+n/83se+QCZ16xLVA",
-	"nmM6pQOe8ML+WRjfqOhHucEY+AGeyG0Az1A9qH+G+XIND8H8lT+xNVHMgyz3wZc/GjLwjCJGqj6NJ1wU",
-	"TwtWW1jYwKoWeNa290ErlZARccXZNZCUax6PmC6Cc+yD3DpasauVoLHoOrgDnAPTGh958FvjKwfYNT4p",
-	"QL7iR/5ZrPhJ6YBqa7UMhyyCjG3v1YAomVr1c3XZHQ95eTz1mXnvtoQEK+2mQtFguvIOAx9VvHMpwbuE",
-	"GuUjL9bkAft97dVVsZTpMU2SAY0ul3p1/KuNOUxPh3t0d7ATWUZkfvp18uyqxqgM71fy3fefLndxaItc",
-	"vmtk9+nyRHkfxjC5G6sWEAUrq0WvKR1xMbIas9GmjcY8I8hGiCEV8/aZggnVkdsSG6pO+ZYqBfFxrkCS",
-	"yxQ3X2GVjUMIxCRUW4tMvIY25s8dFOusA0yRZLuyWJB/cp5NJjSd1QgHo5ROx8suzHfwkhGVxTTT/Zji",
-	"4ayluwsZs36eeb26PPJaxszLL54nEjLT/qIc4O3MQe40807CRtc4HKg3VUNi35BG7MPtvOxTwKG8gPl9",
-	"LhOQ6lRgAwaw1jXriDu7oCMWb0L8L0QURVJcsRRDfn29OkONtW9g/qRj0yDdU5SZ3CidSroH/OFKfYLX",
-	"DZmsLRxlxzDo63IrnbQXY359BXNcMHBMWzZOrNVtTajIIHRoDlV++9CyAh5QmBXA0znYMeAp7bm65TEV",
-	"MQgRMtPWnegW2up+cCgL2rdO+WjE0v6OW11CBxDo/ArWTOxz99QeuP21nW8MMQVQ385SgYT9YgXjQPHm",
-	"YIY2EBRd+0YHzT2VmqargCm3C+SQhRkyEaFvGIWz93N3bSDjGRIRxjRkR7a+Z0kiid1OkcfkaXK7nc5t",
-	"0PpHxrKVbCA6nfXlMN/RJZ9OS3i6wh47zXsEr0FxdapQnS+asA5jLmdMlS7AJZtdy9SgFlPTlCklyYRG",
-	"Yy6Yat0uCjdfMx58dYJdW7ThkSIwAtn45//1/+4ePCY/8m83AxKNWXTJYix5q5DvWdA9UiSET14Agw5r",
-	"9ZScbsxHbrs6dlqa+Q9dZgKWbJXppeH9kZzOtpYXf6kLJ17IWFH0+Gyadw23/iwaeL6OE6SWHxrkx/kI",
-	"FnRV1D7LaenK9hgrKbpBiyEWnuEruzinr+e01/l9/BEN5OMsYY7QQCqI0rWafD4DJFivRQaAIvsctiah",
-	"BN6Zdw2wlFlp8xqKqAC1U4cuLH3CqFBoCrFDh76xwp/SUsravd1ZrLtddBSFEcetB4m+gXYmBJ69LQHj",
-	"izItJ42gLhWxJGmwrszdmDlc/RjPbFnM+CKjHubEvw81PGBOHlzTQe3LUOt9yhwBkYJZWmqXB68YgrkS",
-	"QURCdGuGLMupddtdL5O1Itk2DuixrAUb9iXgOlVz5WVNLBlbCTyvLEnxZKovy4/gZLj1sKci69UdjS/8",
-	"fZlhSSu5L6ok87YimdZtvSyqfkQIRiVdt4Tt1fthEdNzdZSWMRe+USU9HjKULosjFT4Ol063Qo3LVKkM",
-	"rXmqWKEaVcyqkyde2Io1vqKeRmN+VYoEXTWi1XFWFkN4EkheeLK/vZ+z939nlCks3hVlSsuJK/xBVT8T",
-	"02yQcDVmcd/mlZVUbaNoVPzeA6md7BTJTGARwnLkaz5kRZ8vyOKOpz/FKR1igjadeOYFV2TS+2m1EglB",
-	"qyhUhD4BlTkowZPcq5AvbydomZWBqwMTiPkVGmKtlNfP0iT3xVckAv8Yv0ym/oUG/TosXslSWMLpRd7j",
-	"RrT+KP7ZGBLrX4Q6srpuyOz83fmw2OG9SNJYjVsY2uQxCncN12Oupeu6sGhs0TODqrwXjdFXrN0bcgDA",
-	"71rUmS2FG66zrC+zwEWVRC07naJOW8XaMX/kPh1bYeDi7dsKsatv1BIxfsVS8u7spd/+5JEioTNO2kFC",
-	"PEeORfMo1uMvKslbPHdl6u1HPWFHsXihiBTskIRv35xfECx6t/2Bx7fb9v32JZuFJJUa3uV606GQS73H",
-	"CMN1AjZsXLa/d0868aBb3JRSzLYn2hRCz/ytbqZTJZISlNhL+ZY11yuxpLWEZeXTbRJR7r+UCYIuJMDl",
-	"AxIWEAyJZbO2Vm1Iwg89lGN6wK17KN/AH7fhVk/Ywbokh1qY/1Pllr4dL1gZvFFoXpyvRbJAiioeRq7E",
-	"FWRQoJH+HAwfOQgrZnnLVko2/qlU3F32G5CYZq1up7B2oGCGGulq0luNVDYnmnwMgy0XL++smVW/u0qG",
-	"28rM6eeUa1bLoeYbf5nLjOHsJVTjhkIxOgltxzVzYfO0Q2rr4ZFMJFBQLq8YZ76jgkBMyYrVU2rZ0N2p",
-	"cl0iXtPtfZ5hEbl1LzAEJ8rpzCYGFEbyXiusFpwmG8dyOtsMe61KNt48QpINdjNlKZ8woTfnsfNOaHPb",
-	"sPWXXEGQV00MybGhpKqo7g9sxD/jiAqiGCMbfCQkVGYHFDE8hAx5olmK1dnr5f4VBTvUctYUAld832at",
-	"rPBuNVsCPvQnDHJ1LN9fE7a9xY/WxLWfuR7LTJPQkuswmHPFQE6ooFM1ljrv/mYIoKPw0EnHLbmChrlw",
-	"tDeHcJ7ctG73oVoANAYVOtBhdivTGMw7mMFO7UOCMaC+dd1B3j+NmlMoKCgsotFS/adeele99F9Y1ayp",
-	"6m1vIqpk01TGGWCuc9AqkmZia1lYdqGlVsQbyRTJpkZkxLirqVkLRMAjNG23LIiKdiqHq0H/p8L7FSm8",
-	"i3DM7FnpAtWKjkr3qeD+UdW9JgZtWcNnSu/1mVNNlJ1ywtqyMQrJ7gvNCzaL/Hrqw9WI6ZjJ9q+mOn4W",
-	"Va72nlrrHrPVtu8qUIMNJfBtclWh2oZZba1sBnl/+zGIsWS/fK7nRu6pyWPQYypGCRejtlmcF2rThdWS",
-	"Xovt9FpE03TENOp0tvwmlK8lvZZ41muV22qYDWzDXrc72/ilIflG+kDnj+1tUXiL8lSSMjW0i12DHBYb",
-	"PzUf15FFO+VcTqRZApo1qDBnqTIGhlW3bhLCsv3wOL9LvE82cYrAbeD90lPCxd5P2FZ+EHWpefkZFBE+",
-	"zo17TVMI8Hm/LB/ATRDMx3vl4zduuZBR7lBmyL0HkZ7r+WjRvclV39P87WW39PpbzP43GD6W5mBmJKKT",
-	"KeUjX/To7n41FX98aK0ZP/QgbsMy8GvTOpr0sgX+mOrVy8XBWrnTg0lF2iutzoJgCRbfyZT/kg5YovII",
-	"wVwg3+CaxBKFCpIySCB0jGaz6NQOv/dadgWuWR0aDpsMhoswe577NEoaB2sLGjt3Njba/TWaXv6Ad+4P",
-	"eI3er3S6n1F7qqDZV1ImqSL1zltHrdcv7HqeGKhqE0+4UIfWT9MlNFHYcsA2KyJyiM/6PA4PSQgnGYVd",
-	"azgayyRmqXkpz+v1jatFSI8ZwinpUaNd9Wf0lh5FEZvaeoalgpNFx0+bkJTHM9mg5Jrikf43K5no7hjt",
-	"V0GM0sT5oE3o7zYODQ8q27b+/yKC6mGS40oLeSHTybIocm+J0IgBk6x2dvf2/USdKeVx63bxtn84f/O6",
-	"suliRDNg43gPCoQf2ayyqlKsRmus9VR1tw2137IvAVew7QLty8qGUPxyufvP//6feQxdGv+BDbaKGBA0",
-	"zhrqwWWmIMZDaTktNE+qwbq51Vomtq8SnGBhcQHUy2/ci803zOkQOJOmK+3ZAuZTI1JsHRvWxhY4WecQ",
-	"yqLBe+CtCUlh01OE68XunDpa853Ll109l+qInDEaaWL2hBEOW+TNlAmCBKGb68DvTs2RKGh2YguqGkIL",
-	"bk4WbxHIrhcjLtgjaxxQPbGBxWAJj1VAQHkhA6avGRME+oiYzYMiExAhSTSLEvNPwxtIwidcq03b4ppA",
-	"UwzbLLMN6wzrKn5ZBWlFxgjwOolHtdpzHt68+lCvbaz7nCLO2bWTtpYO8pN7ec5dbwOEcY91iF3sZwkO",
-	"VKSJeO3E+aCFXpR63RsefW8zWBdJeNZkUltuAR4tH6TOEG/Xlo/fCKvX1uywOqxWVhjN0M8pSG8WwPNt",
-	"LzrtZ/32+w87weP929qyy36oz9IZ37qXvaKJdWF3ImYpS23ZxkxlNElmJMSAoHDz0F1p52PGS72c6vKF",
-	"ymQZJmuBPI+aWi+n3wZYrV0sW4p+nhqUF9bRcooZA5qLzGDWIKUiGtdS4dTl4K2EI5ixt/DIzMUHtk54",
-	"7B0JUddcR2MIbKx0BXq8v17hC3i68NiWJBbWnduARpdyOLSpWXlbkccd16bEWsgLZdsXV9kNgozTpF73",
-	"m9Cbvk28L09wsH4ERvn+rLXLm0V99Zywdgsxeiu8VzmXm5b5sPFgfvL4yudacdD6XWJ66N02Z7+v22Ol",
-	"R/vHm1GZiMGk2780InDr8d9vOmL356j95Ozy2fRvO+pi7+rdwfUvT2a/PqPfQrEaW8adqz6FskEOolAk",
-	"+YqlfMgblrHjLcNap15RLojR6AmdTlF0ueIxeBImDGJsvd7vsE0o8tfHX7HFktL7rW6L7Qw78Lp2C1qx",
-	"4ydYxr22xzhBruEcPH7y9Fmn1M4A1PE+Gr7BaO6pki1IWV40tQ8FANes78rP/213/OTy5eTZL7QzON6L",
-	"Tw6G3z0Z//Ds8uXO5PXe9OygmjCzsl5iYLm99Gy/UuN2fV9ecj2WeTQI13OxIDV1ltdKlS3dmzkjjAG4",
-	"resL7eVHKdhcDKcyWpwNtOFiIDMRu/B8o/Itrj25eo3M4nbWMYr5u/pFRrA1N4nNycRikcIjl2/dJ7dz",
-	"NGXFEc7xq3Ns8e7TjPXqdLjFP1J+ZWlbIIsqp0puKMZIaXqccPOQHJ3mgyhCk2s6wy4fJOSqb4OL6yt5",
-	"rGbx8mctinR+uZFPHg1d5ybu+U2TiJZkSpU2t9L2YgW+FFM1HkiaQpwshNLay4rzVjsr1d3ahXafRQuM",
-	"bHU5yAeCnk4jrrShbVyPYXlba6bf5Bcnt+0XlMILzJqjD+U7s8gHUMqTyS9J5Zgq9HN58oyHkXdyvIV2",
-	"+SEmJYxlElu7tqvcPrS2NoTPIVwlBIyrG2wDBBI21ERmut7dtrJAUyPMtDrDHbYb70X7gwP6+NmTp0+f",
-	"PHtMDwb70V68C/LNfcgqNZEWC3mFI8JlgL5DK9aUpTnMVm3Deu90fH0aDqbKKjRXHsJ+MhcaUblbS/D4",
-	"M3m+/J18Js/XnZUVSJlfSfUotZD6Drpbk40iuHqzfDOx/fW8skGn3Ml3Ts24efa33++sZjgdIRNusa2V",
-	"v1/uLtypuAt3bisI5122Wh60QXPK1SWvmFJMjFgakFPHlogepzIbjQklZo6A/DymWh1Np4fkzVGmx8jF",
-	"fml/nw3a53wkoH5qe/fgcdgTaP/eDHwuB6Wgi9FfyhEXZvbNvEt6IeaEwPt5GJAQj8vyTCrMoqY8CgPz",
-	"Q0/YF/sG96nmgwRLTs9c73Q1ZRScJ2+mTBydPlLk6O1pgCyVa2XTALEbtbI9NPLqVEjC8x1gFwZBDe7k",
-	"SJSvKH/qraXWPDZHoM5d6dZqO2FAwvoQb6XJUGZpqQ/kUKaWwYF7l2qSMPPizmPvtbmk3oXCjCoZpz0+",
-	"sbJ8+Hm0iQpNQzEGAbo02rteCVhQI3wtboSHPZeZ+ka4dkGGydaLKQGmP6VESL1FcDjXuIamzPbQT5nO",
-	"UlHqJbRob8uCrUvm4/3Os8erN4gu7/AVS0cshu0ZSt0lFNdOUjZNaAR+Qart1gMvehvs9JeMTcEnaPeN",
-	"O3ZnHBAle8LGc2+kbCKvaLJpJDlbRB4v/P7u7lzeck71W+qyPU3lf7UFu26bX9DE6sNip7MSSFHe+FiI",
-	"ehRj3rnK2pAF5277YGZhGpaETKyHXK9zBCS0Wy+qJh+d9kROg8GjOQMwMxGlsylkD2qSMqVhsDK6HUJ9",
-	"fhqDaqpI6DHXcA7odxGF1z6Lh9DY66trui/Ixv7urqvCYGNnndA8SNjkkFDRE86hbNOkCyTd3LJnVZwj",
-	"j0Ms9ECnU8LjgMR8xLU6zDHfsFjwBvfNadpYrv8Me2LD9VcIr3Z3tjrhIeTspjxmioSvTi6O+t+dHb39",
-	"vn/09rT/08nZ+emb16EZDJWJ/wzJRlFpHZtnmeV5OmtPlBbpL8iNsVXDxwOfiXd9G4aZ03IYCIXoCV4c",
-	"J7keS4XmtKNTUJUVyRQ7JBNk71Jg1KNLts6EckHs3nliGrJ955BI0RModBKu3c9gGygUwNL5jqnBCYLy",
-	"aD7XjLnGXxVJxMBoQBUzim5INsZaTw35BjtuUDpClD8MBMLfPuA5Q5+lvoH8fwbYX+xG96+5iOX1f96+",
-	"d/2+5i/VvH44hx+tbguQYqHuGNhfzH3u5y18F165hmgQ6MyVaUiRsSwNBJjEABHu0yEJCyk5JJnQPIEj",
-	"TSkmKMNt80pRRCmL0TembIqOHyxSkrjBRI8OzWXS2NcdgvpZLON/2qi/HBv1H83a+9lNmku0g3vKU6zN",
-	"MzQCFAowIUoIICPH5jYnjGwoCUIbFb7aHPSE+wiEEEhk83wEhlcCpxNS+8xy85B4FlMjpudSOoa15fwv",
-	"okJI3bMplFvkNbsukWJQQO0KUma0lbxkkZYlGj/HvTzr3gKR/K7mzHX7xd/V1GhR4h5sjYsQ7yewrp8x",
-	"lSW6EhiAzc0s/T96CzGLEECqumR/F+0cG2oTxHp6RXlCBwnwzvUc+vLSyc++K7wmwwRXU9usFXu0suiS",
-	"DGUm4oBwQWSWmtXGimxQX3BzfVa5Iv/IpHYKHRp6QD4Hpc/I0HVhZGtyl0/MxuVlbXFxkFVL4ie18fNV",
-	"EaguT/Ej+EGF7oIAZU9yEYmto5Zg5Ht39nIu4h97cXMB4VBmvpinLNL9LOWlSIdpOdIh0+Nt5yertlIK",
-	"WuUwCaVk6WNol7stYQzzfzLlv7P/zKXmb+gg6mWdzu7jlKmpFAo7hXwTyZi534tFfgOz/Mfe0X/svviP",
-	"3ReVhZpfMj3+j90XbrE4Akjb3xgc4PFfp6kc8oT9FbpG2+dmP9+Y3eDfEVQzGNMkYWLEvvn75MWs7kF/",
-	"wvRYxt+c7x48rkuVKIBdRbNzFkkRo54Ek5v/nykCYcb1JSPKR/VhQSeqylRcjBKQSbfIj4xNDSMqtc3l",
-	"gigG+ua5likdsU0Q/eNUTuGi5/5RVAVxuTEfDm0Rt7mFNEbe23ZeJMcCcLluuD9R4YS+vkBl3v54fEIM",
-	"bDcNF1PM9ZBO5bURnrVcHhtqllIBnQNU4B9Q3R161RAViQW3rC0b6ETRGs0Al0Ya5YCK79Js08cLj9Y/",
-	"Blrf6XZ8t0yhIpZ6/BWF+/cKj1Le0/s2aNErqmlaFPutrci8CzM+Lc8IN8IMF9P/n3erYBuapYImXh1j",
-	"Wye53k2ELbLnfESV3sV1bQ0rrQxZzLHbqM2ZsjldK7pz5sqd2SNYRJhfsSPzVgWQi4LJv1Q11R5nDako",
-	"HeeHTxUKVSDFV6ZjflRzRyS2RmN4e4pxLAF4wPB6k3/+r/9dpBA+UsTg/ebDNoQsrpLnzV6lQl9l3q9H",
-	"e/Xx3d2LXJH1rnngul36ym0OrioaL4rJKbfLBLpTz2OOLEmqlx2+NJLieFLdLcjx+1GO3Bs5Y4LqgSvh",
-	"9W955mGRreP1qlk8L49r51yrJJpNh8iNmthZv2Cx71dKavBWnYMt8M+1Hh1iXtPh80iQbJpIGrOYGNF1",
-	"i5xAVBX4RtBMQWPwTFVEjsFMm9Paf7q7s7d6YwYzhWXYiRzJrSngVw5D/HPM+Giszdgd2yVw16j3k7zP",
-	"H5/QEdvGlzFNGU3kDr2ebP9t92Yn2jtLov86mb26bs036Ich0ISUpcyLxu5ubycyoslYKt192ul0XCz2",
-	"xABw22xAbV/+Y++nwZ7qDH5Jfv/159ezX385S3/9JRn+svN09ua7Hw7i7376/ZfdH8bR7ju7RQdkFwnz",
-	"4BNe8xizZjpzooo9upUI85cqgBSIVCtHgwb4SAFKg9ULQymsCwbrjW6gt5NCvC4dMWJWUm9scPuumwum",
-	"MFxAgF/NekOUMFpMTCDFaSOcilEYkHAaD81/YhndhAH553//T/107gJ8uBczvXdzasswmhW65Q5TOUFN",
-	"yOBIYB3C2gdplFA+qV22dxVrC2UimIGUgmUIylHhvTDiyRALFITu2LE6CvTy5zHWSNkOayeuXO5lQnjM",
-	"6Zn94sJ8cFsmA3VrB9NAqaq/OXVw4yo6YeCUBY9grrnBnSZxyq9YWn/KJZKw0knWLq/oWQdrgoq66ZUR",
-	"DsMPb999+/L0uP/t0flJ/93Zy9s60vLhks1u11q4JS1znZv5DUtszBKQV+XUeqOORzJLYjJgxBWeWKtd",
-	"UoFagVW8vROrIkB+X33cd8vOb1dg6aBHS8pnUiJ+jSz1M0WBIjv/9IGff1S2r7rb2ylTW1Eis5gLms6A",
-	"FcVsIrdxXkQNyMpqmG8pq7/HSTz2fsfAUksHMSFhnfaa9aDn4kryiLUnNI3G8+aRJbzhOIcIFpWIjLht",
-	"SS0a2CynyBkHmspytlGJXd89OKh6hOpT1be22+//+u9LjX3F8hsJQYmlzBfZzzf4CPxoWK/ZjHRIaBZz",
-	"SSIsww/hPTxmMgxILKNswtyvKb0uNRt1uAxvG1yn17XhELC6PJq32mQtd8wV8SXwL0P+zJr79t4aJIU7",
-	"m2DIdX7y5jYVg7cGw7jzbPjsYLi3tzM8OHgaDeKdvd0Oe/yE0qfx/tOnT550Dp7ugeDIJ0xpOpm2ujtP",
-	"nuzuHTzZ78xLq14M99zW/BV+qBPbktpw6Yt5/AkWyh31YofyYVqxjH9/1N4hG2N2s5lLhGiymdKUThgk",
-	"LIU4tY3jy6ERmiUl8rooV2DUUPSJ1a7Dg2NNlseN+VSKWB36twzj05SRft0uCMpfekwFBOqMZZYu0HAb",
-	"q48VYPGXFuQHWTq2/JAa79U7uPdruuTfCCcOIbWYZInmU5raoD8SmodhRaU1v7W6rY0BgKimIwe+0KQE",
-	"PFIoNR+CDc5M5isgRjC7ZFPt6yEl6OKsSykRrKEOWK9lzO6vgfTi3tCN87tKWlUqgzUNgA6Xu/zWSw3P",
-	"sIuj3wh371ne3hbt/mNbRqUlM22z2neCos8/+s9a3dZ3JxdzfsRqujXKN37XbHgVWhPBT66z0fcXF28h",
-	"yo+pvMujk8AgMaVtvmu5xv1+z/68bFy1xe/e04WN+1OWKRb3sWG1bcq/vAX/TnML/jQTEdWssXBvflj1",
-	"vY2/+B7Nn69/cnEFb7H9hSv0M08wsNYKFhKVMSNaysv7Sh13V+Ch6q7NtZav9uDIy9TUP3Za+nyZmvzS",
-	"PNTSS5dpze7Iq7Y+/tR285ViQkrU2av3XhCDD8vqYmM/CHv2/lGWTt0LJ3GEZJ3Gwoi8OSoUfYrtZSof",
-	"ob+BpTxpvj1+0RW/the+7Vpcbpq/sD++mc/J/34YN9VsJNMZqr+QVxbJxFCa1r8ND56xzgDCcaYp8wnz",
-	"XCIDvbSV9iCU3SZ4wKuWnBgCEs8EnfCojwBUuUs9gjFGXLdtmSfbhQ8W1DYCIrflYR2vO/Z+w9H6iE0e",
-	"rhSgzuf77UPBms1CvREvUijq7r0Aq/fegDrumCvp8aTfqhTU++LNlKUU/fhWU8n34rBTwmc4jvvs5B8Z",
-	"TRS2gMwgGgB/MFMXSG/LcNkuI8XBuINniTOnIGSKaPyd+VosORIsv6kGh47t+6fPke8msr4qvI83df7x",
-	"2tLE/vdVhJlLLrUr50yFZIPydpRQpfhwtmlwMIyoggeISFi/axPLH+AxKwJpArlpGWufLWF2UcNqG9hO",
-	"M8eZw9y1Cq55QFnJLOcO7w2SrxrPdoPRb5VB7Xrr28VU8G9pjWig4Y5k57hpIe/wba7xT3mWEvKVtlZA",
-	"bh7BqmfSRLj9S1Cn0zRdCESR9a9YEw4tBBysYpUdnD73OY/tDWaYJGQcR472Wvbg4hUXchk39EuuqjHD",
-	"Xqa+YzQ7ncGzpzutcvPVEnHGdmUou36MbXru8O5qpi62umCL97Xae1jlm5zKVtO+m6iT5T7LcA5fc2e1",
-	"cAm5CF1ewrhSdHQF2llZQy6ALV9ETqjmlmHTE1DPXcaZDMD7D0Qvm49kQm+834uSgBMuan9vtD7mYse6",
-	"vGNarnhaLNqO2F9QpxZySsa53bPGVepOtE5W8CSd2seV+BXNbrAL242mKcPaOAnqa2Bwa+d/1mhrl2zW",
-	"dnj9X0pi7sg0xXBhcL7Bf4ye87sULNf92pC4GLQwf3GZucwaGR29thJh/kaVwRUAqMPv3HtXq9JPIcnS",
-	"1QGTQ9ewkY4YMYudb5FbON7qoF144eqeTst2O79vZeED+rCoGW55B6cGRcmE6mhsdsFsFFCisUgBTaMx",
-	"4SJKsnhhRuHcTM7nVJ0vYjzZgDfINsmXvHlIOpikazTH2dYaLXrRGVJsvjx/UADbg2ztIefhdcdjFl2u",
-	"5RmrCTrG0D0DMPMXpmS25nlWJRA0JxhrZjlN6M0pfnqAL9u/dpbwNn/6FYBSm6cEUM3fy+EDf4tRvw44",
-	"jeCojjV33/JkbiEF2NbtNPV5M7Vr+LByHOwcJywtrn74xVA8FUNZ05I4atbSlvDKRi7kfI3LGbwllfkH",
-	"nljqz754YwtlUbe/FkTiB3Pd6WmMzccLXb6I2/d3Aj9/vJxaOY67y39vsRZETcP9F8fk2f7BE1ctgmDO",
-	"lZpnBTGbMhEzETXlfYs8tY8U75KNg85efZDOwjy9ayY0uU6lGOUpevJaYJpe7Whghauh4m/M5dNsAtml",
-	"tpWBdbHJFHsvYDO+UnjuwkNBSL0wY1hb+rwg5BotNMYTFNEDeU+GVF6Tjf3OMxLSxGDUrA2PVLi5IjuD",
-	"QhkiaqxBD04hCCKsBeE8kWgQI4oaHV4P/oRGl8qsf4+EQ5kOeBwzEW42hMMNWcpEVMd24fiV5klCitdg",
-	"ojwoAYHERTtTLNxc9+DO3Ki16QQIpMZjc0DkcUCocs7b8Je2bf3ZPn0eEvSVNexcp7M+1JRYkBgnyTXl",
-	"mgywsRp8YxBkY3/3WUAqF6q22dD8wsEviC/Uf6y5bvYd37CYwAt5rECSjepd/bXBJWGWiq71EXQtqeli",
-	"GIMZyYthKHrC1H0ipG5D4m5r1Th02JVn8s9zSvPLUjr0BcTTu/CN/usa2IGtnvxw/uZ1+xwQkVyymaFj",
-	"AQknNDHXmsVto1+EgSFJ1CdKkBC4hHou6tA5F0pv6P3jZ52dvFJQEU8r4xlJpdSwivDftv+RsXRmY00M",
-	"s7OHFJhnhoY0PELkn39YPlxs4grNVbb3tvny8yy6guYnCEBfcGDFRZ87r5VdlQ2ewHpka8CfMzZMmRqv",
-	"2hy41K0Lvsyrt1/rtL/3j932k+uTt7POxeW7Z3/b+ftgf3KxK/92+Wv69BdxEP00ePy92nkZvx0ezVtz",
-	"KwOW+y9iNOPq/SvKg9XvHCn227JU68ddRLkJIrJVd12JLBC8C6CwKCuegmpt/w3CV6lSZt7cLKKiXx7W",
-	"/FIZ2vzkj2f+9sc0f/vj1sh5Qa2YvJQhfStl8opOW5WV1inT/rqbnidWsq1/iltqeprlZUXmn68uoHuS",
-	"ubchb/7SZKVdeVsIcvjV4pRMWL1ystSP5JW3WqiirJpLWAhCtvt/vbXjXlQ61yfT30PVNlTOu5tbXRM0",
-	"F2pE8xoQ5FpVl9Jt/cTZNfOcnFfu73ko7SzKfv5opSlHkLurS34dv3ISu+yPqYjlcNiXok9HTOh+yqbJ",
-	"zJEGeMVcg+SKoZjXH8vMKCadoDWQuj+0BQX6RSP0c5mms4AoOWFQh8dTfrbIkSAwDblGiXiazIgay1Rj",
-	"vlskxRVLFcYnpExOmXAT7u4Hzprdp7wPVVics939nlAxymw7dlSj8ffcptltnWTmLLbf0pQrG2AHRXv7",
-	"42xCHQw0HeX0VKYjhxNH0YSR82wK8SNASJjuGyjAYgFIeUkXJmKgEX1oTwjtheyAd893bz6tGtEInj9S",
-	"FsbmQ+W8wTmIoZ6hLzPponWy2Ue9cacZKebvF7xUmlMRHieM6DFXJJFidEg6mNfjKikRrogcDuvF+nqc",
-	"m9c8DIZBc3qzqUcKzBwgvNar2wvwbg60eSGda27wG3cyoWIGAbxgiAbgQAwMwcHmQV8Aene/fqvzyF4n",
-	"kLsCivCKmfvoFLshYpDzNuXbfwkPia3rOmFUKBIenfafn7w4evfyov/qzfOTl+Hi4ID56zUPlG+P35L9",
-	"J8S9QjQdFVsMmQgbxP7qBa3B5NOj10fEvEHMK96o7y6O64ddcKtrUCW2JMncFM4UkZlWPGZFQe9Hiuzu",
-	"t8dQWAmKRxbJW9+/e3X0un/03cnri/KW4bLX35+CotSbD2uISv3Fgoam5Qs94lfQ95NAlRfblmPFe11H",
-	"s6oTr7C9r6KUQH4GNThYg/A1tzFYSJEbDrKBgC0iQAvobe2RLcL+pZX5nKRwT2X5igLUlpfNDHHPbO07",
-	"bP5aW7pvrtpOA8PZf7qcya/LST+G4XWIzlKhiPliQjWPfFZgmVreY/Dpk8d+D8POOvyu7KZa7qdayODW",
-	"WtFytnREIqppIkcZs2yJx2Qj/O7kghh2hHV6w82cKUFeTD1PWsUbd48cKyB5xWcmQjAcTXX727PqWvYO",
-	"yulttP37+w+7wd7tRrtIdTO/PL3d/Mu/3xPj8xbn43dYtqZTQdv69/lOnuvxyMVMy8/7WwH3mljaqhyo",
-	"Jkx6jnBdMDq5Y3/HMthf8FTpdgKtUVHShwQihPiWjebaNeCbDFjqqYD4A2qZzcW3bKWtuhpat+/z362O",
-	"QU5enRy17qwxfKmlJGoNGx+VgVE+jA+Nb6yudRt8esVcyNFcW+8m6e3rKaNUa3EpwXFRSSQHzvcNV3HF",
-	"lmOloqtr3cK6i1JTOrWEaL5xuOgXXId4dyp5W2fhaoKPRa35WlGNZd5WvgsNuLkAB3DSxUtd3L+lVhw8",
-	"K3qSMNeowYVleQdv834N4XwSPJu3lhXPF1U4W9SsuRyl06lc56CVQWc2+wKY2quVJ90SmmD0mWpSmKk/",
-	"V0uy5UUQOpWAtM6thdZX1yPgczCsf3EW03TTHrJefKuZIZkT/vzspQYiGD17P53NY4qRtiwe2SQwyFxg",
-	"O62glXsIbR4DZGprmo6g95DN3QYJVsYug8wOh+lHGIHuch/ONQUTut2RHbQ9oSKjiWN3pbmmXmP9GyAu",
-	"M0NS8iGwCR2Q1LmJ63PTvaj01kspL0k2xeqdKfZGqEkzdwvLc9Urq9rdb1zXfDOvI3Vpi0aP5RSb6rmG",
-	"BLAEsI5gayiFVUbzcBebXPiCn4/ldMrF6BjB6Yr4cNVXM6XZJL8QVl56AwPjQCSR8jKDlqtFDDu4r2wg",
-	"ww5GNSAYt22jWVveZ5jIa6+AMM6GZUPwl9V0lqCVKcM8LCHc+xdoqG6OeJDxRLe5IC78Xa1b2dLh+CLx",
-	"4LuUTsettfhXdG8czkPBedPL3P4DohiLiwIs2HnykHBt+2WQAbPEGwIdvU47zQ0rFuVqqPrYUT+WSGFf",
-	"69CAOiS22YJrFYgHDK2RhzxJbFslOGy0yqPDyXrWesJttFyuPbQ3bbd608JNr3WcmReCqMCbh0zWJnXa",
-	"9fQE9CEyL0OzZYjlP8RwTCi6TaghNrZH3QQbh6xelLh652sDw8x+85WSa6pIJKfcljica5kEr9+9ZZJP",
-	"b2qrPVQR7BGQz0EC7c8We7u+1LbtJUo5pzAn8lrlxCb36Lrtr5DX0Syy2QzVChb4V7x0IOWVrtz5HCha",
-	"5Y6+XyDz3Kmr+ckNjXQyg3JLcpjfbRGT0MDMbc72C7JXDToShpmYpjJiSlFokJs3f8Wbmkc52r69LCZK",
-	"p1mks5QmyYwk/JJZqvBI2RFt+HYbPq1pRvfQ8hjWfoA4UHwD65KB8NH3sm6d2MDjVk2uvpXgjNIIQs6f",
-	"It6DingLBLl5BeUjhISyjX+hOuPfnJpCfIYLKI81QMg1x5CMgFyPuS3LYwPvgacOGAFirWVevnRNk48T",
-	"ZeacKuYBFgjLqSTyyEcKnymmPVfLC/4rnX6UL+pOXpPVjYlIDQ39vxNFNLRLsGtHmTCZMo8WUF0SmrnD",
-	"Ejd5pGyJ5/CKKz7gCdezkExTfgWiXOjNEJbFn0dqi4S2CH+ZyEK0Tmk8rvDV+T5n9g68zQYJV2MylQo7",
-	"jsosJYNEjqBGoxuo1W3Zla1jIF6G83d0hdmt1wV0LIfDYe01cabVTCRMwT1DqZEKQuMJFyvenVoxy4fi",
-	"YjJi8O+n4u2F1opzxuLahEYuFEshGXo3Fw6Q0laspPl7VTB+O6dYobh5zVLmMhaB6I7pFSMDxgRxg9UH",
-	"YeWrmIsbAoHHm8d1VJLmFGM25AKuoO2u5AtlagxljkAIMWsxsjJ2+tuAOukQXBQOZRqxcHMVyc2Bo1ju",
-	"IlLxL9Si9Z507T/V59GfauCfauAnUANXoFufzddWpp6fvhL8Xa36X6jR+YENyXcs0u6O+dMEQAYuBC5K",
-	"GE0VofgPIFAQ6uz7qXoib2x8BCK7tV5wRWpNDniSng/ekuSxTNicSI2HW2rwV3NsZONqd/Oz6ZmOvX5q",
-	"RWyeIslLJs5cxbBqBmDElMpTHNnsh/Hgu4i/4T+cvvv9dOc1P1Wn4uwgOj59fDp50flxd7oXH//wbIvt",
-	"dbYUH5VbWXZ3nmJnV8xMLLd83S89u2tOpettZTf5LaMp8FholbW40yVcw52GTpeISkW3L/s3zgKDf4r2",
-	"lq294W60w57R9v7gSdzej3ZY+xndHbR3ot14j+0PD+jjQWvlBpiL6M/qbTHzPML7b5JZk7rpo2Nt+8jl",
-	"nW0zoXkCJASHwxZtxH7a1OJ2Hmc/LHgvX2FTx9tDwmg0Jvb9nEdRIIVALM9YhvodUVNDco1+lbIr6aq4",
-	"2s649Xn+3iUo6m3Z21BXE9Ddj8U9Y+bEgtJ5lKYtHUUVLrXwtIuok5ne2dX5hOkPf9cW3KDdj+gz+6/S",
-	"Oba5x7PKALE8pdr6P6cpa0NndXOvCvXz+OUp6ONjCsE10PHCqOWCzPyOGn82qW3KAfuzCewX1gS2icY+",
-	"h1ZJMp2dCF1nUluVeHxsdO994cACY0AJqvlsSwHzmdT1msP59Br7PMtdkP5R4Vd3VWDNxj8jzL+WOOSc",
-	"fNZWWHNVofgN9PBWARnz0ZhBsE9qI9itiKiyKUv74Gkxl8T+d0IFRVtlLo3kBSQqQltxhd2aVrQ9+IV1",
-	"UPJxs87XyVmLoVSroMiGBkg/83jEakofM0EHSZ3P5HuZxIrQJLEAntQboJs6nTSnTONi71ptsrEsknWA",
-	"1WGJ3YqYOVzJHZneIuq2t4DCWjXAzRnkgGzYYvOZLCyBkh8Pit0guoMV7qpS8uRFIq9JXgelHsq/lZVY",
-	"u558pBx+kFbxsaVQLMLdlcS4trNcz6B0mW3ODDqea91eNej9TDV9M+FlxXfjh58vAvL9+e7B4wCN7EbC",
-	"bXNBZOoU1E2sfiaKluZkI7zWsv/P//4f9OrBrgA3nM3FrhfjUG6hAiIWBpoXzd26zOgc1Vuj7kZS6JRG",
-	"mgyYvmYMy/m5dwc0umQiDsCue80GZulCQ/0DAX3ytGCp2uqJE1tHWY/JgFkPTcoSauQnV1MAXUzQoTe0",
-	"XW7DrZ7oiX/7N2KAyYTmEaQb98Q5NP+MiYTWIVADRNNLRkLzokz57/Bjl6C6TbDWGsDMFlvr9kSb/OUv",
-	"hkSpv/wFoI21ClOZjcZOT+kSzDGO8M9tmunxNgh3EFJpayOAGcPOy2D9G+BwpT1BiAJzQztTjIRKU80w",
-	"OOztj8cnm+h+z2Fmow7g6ussNQpOGMnYfuG+1tIMG759c15dWGSzukNrqI0YLE9maQXZAM8IoNxeh0y4",
-	"yDRTRtVyBVPMDGYMmhtHCnxLEd/Q21a3DPtJSFKpwY8tha1FnSm2hXB/a1HjL38xPxYYrXyUzr1O6L7G",
-	"qeiUt/HV8JBQuy4aGfwzb3GtAOpgMyT//F//G1BTXguouRFlaQp1OdBg3SY/cz2Wmc710o2YXbFETidM",
-	"6M0AfBi2OY0Bk1b5jHm5juOXp104EKtugBrrHGak3QZNgpTMHKTdhmghI6y122YtNl4oDMyQojQcTtdu",
-	"g3ZcGgYvxwmNxsU1gCgaxCGvCCnXRDAWQzXO8KZdPAkrwcNeuetw87AnzMvQNjX0b5oZiwhwjsfmUtIE",
-	"EfSmTYtryuLQ0A/7tmFrWFm2+GiLHPWEi6CQRe3Z0rDq2kBzv7MTEJqHW3hbK97YgzPpiXC+SmtORs7M",
-	"mSR8AljyFrvUehuDaGfzFJmubZhOaBynTKkAr4S/RdwhvIoxNBtwTDI1GN0TcHaH5OjUmyQgE5peMgBX",
-	"atRgmLBLKA8DjCGhRE1wtEFmuJOVBzgU+N3cIkBLe8It1PUZIRFNU84UCc0uX5qnbfj/MPB/OjMIKbgY",
-	"WariP1FMhz2xYZuNbh5iMSfoKG7eQEIHADf0e3/3GQmLLZgDx4t6xnQ6ax8NNUtzyJ/GbDKVmolo1hNv",
-	"CpAXwODuDR0CuZpqc/1C78P2j2yW144lZ67oa34VoY37JZsFPQG1Os3+oEYnOq1myrZYT5V220BCXUxi",
-	"oGBeZXEXytqEm4QLpRmFYsRFMH5PIJDykrtun1D+VDmGBzWXIdyKTqeJ5V7btlbrX6GkKdlwFaY3uyQ0",
-	"/Brjs1aqBxv0RIjutNDxbK+MLcTNacqTkLCbaUK5KxpFFQtIWBR1DbFpgCUc5Vq9PZEjGEIer0GI5aR/",
-	"ex9CBq5CU3q5fDQyQajsmldT3Qi3IfrPyDI9kRdRzfWsEIyBRYfdTZhNL6wTC1GVwCjdKbylIy4A2AE0",
-	"7XUxWtgEoSfeuoYOTmww8xtiaCSvHZwz9Na0sWOElJ1OJ8irY+0ebHqe7Z4IP4CQGBDQDAPohxAUXRHs",
-	"76gxmouO2ij+y6iht8DOoNPElCq8a0Yo4Mr2UTBHLVMNB01JJCcT2lbMQMpQAbMZg6LUth2+ZDMV4KFg",
-	"yxFw4E5ThqWKEe3bCG0jCzIRczGCSQBGbhqqWJsLxYTiIKupbIC6DKKMA/ixFMhbzfW2ISM0TWdwhU8u",
-	"6CgkG2GvlSIGpwztu4jFvVa4uUWgaparMmUO9HTYfmWmMGzEer+xApltXQWIqWXKlAGc0jSxuTQFT9jZ",
-	"hQ+qWZngqU54xKyvlQO7GXJoiv3q9KLQV8wfRsZ38W2tNxPBzXCCJQSDtFlKmBjREZtgDUI9Jken7am8",
-	"xgg9A4qtvMxyt+VJ2UaZcb2+Wjtbna0ONogBa2Wr29rb2tnqQD8MPQa9YhsKqrQxQh1bTkhVE7LzHYh9",
-	"NmHIiD9YjGzKUiUFdQHS5kGpspstnZiNRkwhcTbyGsljsGx8aE9YFczJ7Y717Xf28UoYYQYCDtB4P4Ga",
-	"55uHbkVjqgjVZCKVdhrGkI96oqGyOwmhvE/oxadGY+qVp4P22qdehSDMhYDn7UxcCnktXC5EzodPjY6K",
-	"QtqRgc4xhv0baDvS02jmKl7Z9rjTj2yWtx5kSn9rewZHINxjpQOPB0C7nO6HVtHUbpGa6i3RhmRXjNi2",
-	"nK8j1YAcu52dh1gATl3Tjd0K60VvwKIjcquGwTZNab8qQKvzL26D1kuJ61/2df7ebdDy+dmy736xr54+",
-	"x33ud541fZID29XNN3Pt7+6u9X7RTWvVbzybA2Cob234DYy8BblCZCmyhJAQRA7XNR2BwaVMV8BZVUhj",
-	"zqrj6w2urYetU2zWVCZO2x9sFNYtkidXl7kaoj6RToHGD61GjKvNqdOQJkmp/KCyReUsUwe7gYWk2iKv",
-	"QdcBPZqPxtp8ZEhSPjTSo605coDLLJODyo3ar6tfmAeaegj/MTj3sDiB670LTjSff9CyZtsasoBZpUOZ",
-	"gFRguI6duEgFyFnDtVXHoTaZTIE9+BkKdIbeX8YCT/Pbnz/KEdMLz7HzSSljHUX8chHkO6bvBzvAhHu7",
-	"Lkv1AGoESbPn90HLdkRcHB3ZdaGRtoGb0ecbIyNDzSaAM1kKjRkm9KZvDUuom6DYETSXlFyV0NRIHrje",
-	"Koo+qODwztHqFQSHT3o9XBbBvV+TL4sXI/zvl+4C380NombhzXQYSOgjsIVaW2tgY9msGcu1BnRGEfuw",
-	"T7WRwl8zZwtSLEqZVvNE1+igR1N+gYtZ996Di/k2WOm9c/77Su+61ZzLVFvhfB7PF5+1G8Iu74GR5KVR",
-	"4yczzyDuo0Zx0vN4AQ8KklurGB6BrMQjZq3K1tQClvhuk+/EmeO3yKkuG9p9K/tMZqkzr/dEKhP2SPmO",
-	"y4AoSShJqAZRbSKttTpNUSpAPRNRi3DbNwqcRNb4JEUyW6DD2VP6YhU4u77PpL2VZo+bCDEgReAdL5xG",
-	"hSAf02jM2sdS6FQmyygyvOzevQ3+VAM/rxrouY4XkJWlqh+Smjzm/KY9TbmI+JQmytU2bL2v8KbtD0t0",
-	"wVNNlJZTRa5legn2Wo1ZfaDiaTpTYOPMbZced2rU5AqisFyNO8PxvhopHdfryo58BMuwB9Kkw3nBSzUi",
-	"BNkQFblgs14ZazyKzr1TuYXk7avSwj7+cO+ogllIgu4F9ziLuW4nctQsYx4Z7q9kWngizDeECZ1ypgIi",
-	"2HUe7UY2BjMS8jh0tmhnHQhlBDKEEzpPvBbWPeGkBXRIKn1IQqyzYp0V6N1AxwTZAGf2VuHawr+Rahl9",
-	"D/60vu6A/PO//8coaqFgN7qPOwlzjyolQy5GLDV0zrlj7apUl6Q2SYRb879Nzwc1FF7xTBWdnqC66B1o",
-	"J9oiJwgm0Fgv2VST8Ojd89OL/tnJxcnri9M3r/vPj/5+HpKNvcfW71RkYbvWBzZ2pSfAIP72dIucsWGm",
-	"aILDpiySqRHvC9t7BMUeIPwDnNg5HYcZ8kvcExthgVtbMROcmbPL4zqqLU2JkSvn/OfWyUAVjkgzPd7C",
-	"QGl07dXb6EGpMKj00mDfuph8DABeRVUAHzhWAirXd7Ing8UYaKTRoQvCKTj7N2iiJNHw+DrlWjNBMhGz",
-	"1F1fbQsK2NxYvLHYlNVMAJhQuJxghr6tD+xiuujaFYoXbKS0RthHvqzGRU15P0+8u8c1HUHoDnSygMg2",
-	"+wde5IDMxaZsYQcFA50to2P0Le6HC6CJqebFkhfnelZ6MHTaz/pb7//673XdN+u07EsuYteuKUsjVrMH",
-	"Q3vMBsx/oQhLQMIcvuYPZ9xu3JQb3GV51e7tYJWtrbEzN+kjRXi8dGX3iyZmfpnpSE5Y08x5+9oVZQVD",
-	"Uc7xmwV3BWLcHE8CiTS1dRnh3mCHXI0hHHt7e88CG787VFYQqlvqMIVMtxroNKfFrLxG2xH5I5an5fqL",
-	"e/+QYp0l/miAmRftjsgAGH5V5PhqJD2w+eDSEzlyy/flPPOsRsSD362IV5bScm2rUaQvQDWrF9gt1Fuf",
-	"4GSbBPbKGr8e54moHOdszcNcW163gMzl9dqw4OaAkWMpVObiRl2c8YaRDzcDwm6c3wPdtDEzhNAFzBbB",
-	"d1im6u2PxyfkiqUQTmMkvp5IWQxpU+Td2Wngnik3wiNFziAc2VqfJnRqXSoyYYGNKlAEFAthK40Y9ol+",
-	"GegBrnpiLsa5Jnp5C8I/2zUBnqdv6yRPt/FjGbMHcs9YGBy7E1rdObMYda0JHgxXO+sZrjp7a77/sIax",
-	"gzXX87G3u3SZX3DB1ZjQIm0ZkzJK11mP7W2GcOKi3UdD0kAjVT62mE6bUgZo5XJtgKKI0Q9taC9pZM03",
-	"R+8uvu+fXxxdnPQvLl72z0+O37x+fr7p7iLWONBeLnYpdWGLhO6+9rOUF1FXVpk5Pjp//ubNWf/s5Pnp",
-	"2cnxRf/d2ek52bBg74nww4uzN68vTl4/7787e3lbSUzYXPcOjpiha1y8gxzRClUsw+/nMUu9BHPmutMO",
-	"Unlt9DSzgENfJ0MfG6SR+CRKNQu3BVyapO7dzv7TZeVfHlJYQmCdvWxmqX6aClBQW5GJ3aed/1N6bT8r",
-	"hYCSxPdFICTGONTz6LO87AhX86wO8q/GMslLkpANNM3gK3lGIbLDIZ3wZLYZ5DZ2KXoC34eOtRGttcTg",
-	"Clcxpp9jeQaZ6a9GcDNLJri/+aMrJX14XpEmv0fpZDHHdIljnmxQK9ZUcvwe2eylzULU8tyqhHs+2VpB",
-	"/hV7SBH+FWsMeoJtfSlE5WFx5+exJHRCTlfFnXkcsTez+fqfT3OGVk7J86vrCXad+2Ug+Y5LYYvJQ5YZ",
-	"SBERxvFr8AiCXZjGPUFHlIstclQZPVMsJvqaR0XdozlSAyqCEUWwe3lPnJ28ODs5/75/dvLu/KT/3dnR",
-	"8YkTQwwlMgO41ZGN/c6OETlg0jakvisWg3nZSDORyyvQRNOB2tzqifUECDtyHpPyEFL8Gc5hUe4rFOLv",
-	"lSWeOQRyLje1GjdkNyyCrsZr+JjSTBCcec7HFBTJa5CE4ceRRlRgEXjywnpoIjkZcMEOe4K6ObBwskwv",
-	"VUF5nUOHa6hDC9pnbBC1yXNxUmzqU7guas2NeVnVe7PHnrEpo5DigR3OpolRkV32/2rW2ZXS83PwOVOt",
-	"33jx8QptF4OW0jNIvDFbboTRBFX81a57vqhX5qsa8IQTBn4KW9Kq2VxuW1W4ErbF9J6pfmPC/o/fdtrP",
-	"3v8GDaA7wc7T282VrPZnmVDkHxnL6kzXUFbpYQ3U/vy+WXrR1F+a8Tk/a7yNK9ig00x8ZaZn5tMoR6i9",
-	"H+dtlfnDrqFxzfGGfzOHrwgFOh1nKR0kMyPoxoZ4UGWkkmtr2vgvOSBcYMB/SoVCx92mrWZvRIZsSrQk",
-	"ofmjP1GYuch1T2hJoASFkbJyT3tOsc3MFAi20lTEaj6fDTgBpKuBW11OpgmDho7Qy6YPFXF7wiuJC6KS",
-	"zdC0N/iRsq9j65twiwDymzdcOFMkpzPXUSG0eX8QtzDiV0w0RzbmGPjRoY3LGcnPlOtX5w8WBFlcpnWj",
-	"IBejfmXc+C52xv3dZ19QwN6ZwVrA0gVXcrUULfzKxooXQ2wrndoG9w0KB50wkqfRA+4ryMvFMhzFSOFh",
-	"futCzW70NrtiQrdx/LB0Ex8pAg8VlLjpiTAfxcblxKHL8NJmI4Im+AHZCOG/3TAgIY+7tqCLYv9wifBY",
-	"uto9+OH8zWv75NBoFzqddclup9MJewKkw0NCSdglU6iDEMkJJO+iBWTngKjNLXKcSIjqQd+G2QuJJSZ/",
-	"GPkxYonbVd3dxS/8u/vFXKgVNI8TA+tzRJA/0F2yoaRwloajIC6uyvQW3qZl0a2YdKcIFYZZsRj4Uh5o",
-	"LWTs4rMwSgpXBuq40XA09INExb2IJXvWFPdaRrtPn7+4rk/o0+Q7ikLQWV/OWRIke2EljdoTDbAPAhaz",
-	"VZqmestIC5Bs8w126iM0tsYddkMjbevqQ2RHSg2BeZPpaaYV6rSP98mP/Fts5JlmAivRbIT5v13pkkOs",
-	"XvXP//4f2xT0g/lPP99Vn8e3IaTjQ5a+V8Z/zoq4QAqpE+Pt7kqyvCtvCHurqVb4aeT4JnOloeNfWYzB",
-	"R6Dz3cIMciDmcQYVCriNjBE12LuP3Jy+ZLVJmYJOYNizuXVGNoeJE6vpiogdotYhoLaUYOYdxUeC4jvO",
-	"YyLTS2hIIacKdIkNLtrDBHI5oY6OeRFKSyQ2iJYOZKpZvLlFjpZpGodlYu/T7TphHzawgHLvftK7UNaZ",
-	"/qis4RjluI+7Sxbn6ySCbSthNNkzz63v3gqfRjCWQ1wOVw69u3n1qqLdG3gdN3KLTviSKt0Gqa19+jzc",
-	"tMqwjarviYRfMYyXiRKpjBhiDUFVOXuLvM1rD4HcnTKDb2DkB9W8LJVDMyyvJbW9jGY/y/jIiZO9Fvr0",
-	"DTaGPA6dAzMxq3Mrg/KG8aEvoacM45hwf1znZibEx4JBlQDWZHpDi9tO8Oz231c3O60lWT+wSxOB4qP3",
-	"o3Wl3ofnGY2iycL4RU/AKqSuYZYk1hBjq9tJkJvCWs/oaxkvEpXvT/goT9RAdL0NfXU5St7aPwte1QaM",
-	"+xjimeChX0BOB+awrqYf9V3dJrXYDraIhxKQihAywa6BjW9AFYtvYNYwsKaQvhyGm8BpXFE9mXoSlPlO",
-	"iqKiIgjsW+QFmmzwi76AurQu7mvTBlSh7TTGsj2PCpUW3MzgS3bV/MwkObVGjmM+2lCbPYF9HPOVQafV",
-	"fHmHyG9C4IEh2mygHAdY3tE4W+8I1unsj2hMhTqY5rbfn+30ixLSYH+rymh3sImCd3iByxlKMsohWpBy",
-	"ZzMWyZCZtj3zbD3kipNZMdYtareiI9ql/Vi3tBxCwh5PiflV2dKTtuguvHKIXZeNXMWsjRJyochRGo2N",
-	"CGRHguq1bKiJWRV6GvLyoN9Q+y6mSqrLxW5rqOD4RVTwOIdqlDUk/lym2la5rKlj6bqNk7BdNGAJS95q",
-	"1/Whzl0toQ1ljbPaGTFKXV3aTT1egla79Jetyt+2/8294m37r7oWDoW/ex/4jf1j527O70Y/fg4wRDDb",
-	"o3Fg8DtHnQd29hukq/Pz792fn9/rPr6qt3++Dfmd3f0Qx1cNxbgXV/8bkcwsFah06uWq1Kq31udun993",
-	"bmccK4xfVyHaLQvaVUMnm1ZnTYl9GKi0vpzt2Js81xfjIQ2KgKxe++DaoACfdXxlQQFDywEco8W/G7wi",
-	"i6MACqkUjt7cgryvm8UBcMwIOlVjqTGmVbkyv2SHbPRap4JDnTdX+7dlwxrRUM5VT9Q2rMVKsLYqddva",
-	"2m1ZaleRegrVzFXGFpSIfYGe2C+ytJBZ2+cpKwRQWVINFiSVMuafXNDRMoyHd77qgkFfbh3Y+ls9kPEM",
-	"w2rtrW6tLk9HDv2cOL2yPzSvlOhM8vaCKxDoRlLGWwSYG7SjMfwT44VAIG7yf9rb+gcv3boqcV7BdQl2",
-	"s7wAK5yDVfqP5ti1V4N1aQnW+oPofBIC9JGE52soz7oqBtzNwuYXX6U6Gn9k+dUFZVSP8hI2jp27WLue",
-	"8Nn5FrHabJeAgqzGRp91/1Rkgxa/2+L3iqSs+A1DuscMOuKMqeqJTBRP7bo2D4tp4pQOdUiKt9QCcgRX",
-	"AwfpibBQNbBmiW3FGG6R76WQWep3OGiuEHs3wWMIwz6oxLF2NdnFN8EM+TPXY3f91k4r3tn9iuvzlUrD",
-	"rsOeF1Xkrq2YfOGMuuWba+Ttt0cXx98HWH3KMF+basRSJqDqC6bZ1DDdaab/RNN/OTQlG2/fXWzeD7KW",
-	"5cbtOMMjZ+v7SXym1VDqYsoLXbQ2JwhLtk9nrqOSK3sYkHCa8itbPg5ZQ1DpPgUMrCe8NjVkp46651v8",
-	"0jXL5/lZNHsYHl6ZlNPZv6IS+cDahDvahYznYzTAbSs2PcA9do0b81SKwDMgzeVdUOcTdZcS2pPmgiPX",
-	"h7aqbD5arxD50LPjRvftTpBBMqXK0gmMka+zOdWaluwEuZL0MBf4rT2C2uv7KVjeF8XCLDTWVKAa+FSu",
-	"FjwAfp8zrZwe8o1VQwrXoNFX+hZXv4GuFvNiWb66BVr4wx79A0sjbn/3c5hwXR9I5kDCYGgEJHsh9YBK",
-	"D1VKFbhObDLFBIV0hsbpvDWOoldGaZ47brf+ByYnP9lpvGT32we28NgpF8ROXeVvWNB9NRY9B86iLQiG",
-	"x3+UWF1UBPTx2xpWV4h0cKxuQbRDOdd+qzGI4Cc368PHEjy0t89uZWWnnwP4V1aHMu/OVZycj4rt/PcH",
-	"MzbW88OFwh2Ej7Eb7VbtZflyrVgyNLqckJqkTNAJWvyb/Hz2nL9kpcwusfD6PbRi5mDSFLtaSNZ/lL6P",
-	"DxyZ7ShsrehSuWPrt2KsIfvbH+y/bhcWo8pJf8UR1OTdKS7Lp6C9jfy/Fve+BheOW/qnpbLBSm9aoL/O",
-	"JgOW2uD9hZi1bRsy312EvtvCltj6tIfXTsAiXNhE8zIrETEZZBNXgda2qUZuUjiKnBEhlkz1oAsDen1W",
-	"de1YMH0UsynZzr90M/ZDBwgDOD/yRjXQz2s2GEt52b5kswfQDLFTt9fyNrQFRdp23tDarS7ZrFTpDdET",
-	"MqBS8u7sJWZBTQ3GykzB66VuStB2RIqI5S59J9DTmjm5yNMjvauR5y8W1i2sTluL41JbeepnHNXIRA/M",
-	"JbyZFggqPtj+sJmNZwB+JHAIFYMTdzGRQIQnHuwquiM4xtMRFVxRm3DmjxCQwYwYETwvhaNkqkOi6EwR",
-	"qccsveaKbZFz7DEJIQRQmdSVLmZxl4S2A2VfMfPpWF4r20fIvK6Y9rwykDE4hOaEY5rSCMq3ySFJJCYG",
-	"q6YQ+FN/358kEr4mpBfid6epvOIxFBnyQUk2Sh5akkho5Vl6JZsaeLsBGls+uBdWDor2gPPWfdsUlmzr",
-	"VkB9Aoa9gbjIf4TY3XCztOzGUGDVx+9K65wL+71zqoCZ5h5zBCrR/o0pA4uj/nc/Nur/Ie0iPh4sNYhU",
-	"j/iPXxcWLCq8TEgcAS79PE+HvcdLwqvPjfCD7c9yOhGlLGZCc5qoPJYDa7b6tHnL6zWEzgVLWEMgpHkM",
-	"ll/wzE2Cbq6aUOopAmrz0GWSYEtXyxryzyEyC+MxtnrCJ/dMROlsqrGUgxGVycbRyXl79+Bx+7vjV1gR",
-	"DpsOOo6wRV4xTeHBqVCajlI6IXQ6VWRkFK2eCKFm/ixvsUQFCZmIYdn9SzYLXVoiT0lo+WU/S5MQJX/g",
-	"V1wRvGtulw4MnWc9EdLEaGSzNiTuKxtjHro0/j6Pw80tAm06zL6gWlx+vkVPOvgKgudgToUBa0OZ9oRr",
-	"utwYou5dxS/VdOUt8fMErPswapAQ/XP5s/HtH6fxLS9dj2YivNTY5hNmP+rBH2qt8HfvwzwKvqCB7t6T",
-	"4zEVgiU2GiFTjHBNBomMLmEUnAkpCJIkLtqZghxtriIpBIu06/RuyGzMtMHReAFdwjFr1Tt8VKY5f5Ya",
-	"K0qNrYpujai1QtS+jzhez25k6IcOc0A/QkZiztdXnWqtugvPdAXbUonGfqJKWB8N7buZU72trhcof9gQ",
-	"CO/EoIgKLEw7TWjEYkjDdSIPjQ+tTYhOp/aQe0LTS6YIGw5ZhNG7UOxKZ2kelpTbfzyZD8PjcQ6s/kZe",
-	"s+uS9AitdPB9o4Irpl1UCpTqDDNh+xHFYTMhsV12C63cxft7sk5PbIS5kANFPM3PtognbgmfBiRvOc1T",
-	"ckWTjKnN5gj6Kj4/qFhzz+HGlbv0dfNiFz18D9e1yT6VOyb48A7W2prrXKtwvYK7RknCr+ztIvUa0tFp",
-	"/ofqYs8C88JExixRh01KS9doLT1BBVxwv9PPpjUBY1EVXTRFJVwUtxIUuYQq3Xc3E0ofYGuPTNHE5t72",
-	"hK+MhfKyS9AY47S60IgIPAkPPd0SpY+i93TKQIgIoKi7MusJSJo36DDkoyeGlCdFD+yDzp4ZecpEbPSN",
-	"diboFeUJHSS2zdkcVTy17bo8qoQFZXLKxROGXa/xNNJMqAC4YQ4f5/23LbA3aqzYCwQhxKhaQQgfLWea",
-	"901pfoJ5z5gyF7ZBl3G7d/3ODHA+o+z1qRt1LYm8AgBWyFHZdPLxxGnCYk5XsJpn00RSg5jwQaVZ/mJL",
-	"+bczYgGFQp6fsdAT8lrYwRXZCN00/cHsmwkUiKUChnILABtzTARjUIgYE9uwd9DGfmevmHdzi7wyS+0J",
-	"10IIKuj71qX2NY+Za0qPlWgRHkClwya7Owz7OQzuUMZjA3UpW9TKL+pBNmyWn4FyoyXdg/ADVfkAEOKV",
-	"BvENG24T8/H6/cIXt/aKOT2zn16YL2+/mio8i03qO1+ySR3AvtyYDmhwr8T8SyLOYDifWErgaDD+PU98",
-	"4fclRvIzNuIKfH+UDHnCSp1Bc+qrdEqh+K+W5DiRWcwFTWde472ckEDZLp+m5fqWtRljW1ZC1aXyh3LG",
-	"eKoU013CNeaQgKE4IAkHUa5MwocyAWkyvKaaygnfRu3IkKU+j1FB2g43A2jSCtVjaZLIaxYDTcAGKtCY",
-	"DQNh+O9m8KnNU8kJekBoomRPQHY0EMEUnORWciq2YMQkV6Csz+OQWNM3SS2IIdXbixWomMbrA2Lw07vR",
-	"/k9kvbb0EFf6qS3XCJmmes0F5JE7GEL5RwnE/KM1mF4Wy4RHSSixHYmRONWTwaXGaiSNvpkaqZUhgWr7",
-	"wyWbLQ4HHcyg9/rQUU3b5N0Wb0pkRBNHKDb2O/tWcxQzpCv2ESS6DLGtaSYuQSa9ZLPNoCcKs6XgwyGL",
-	"SXiMt6VtBI4wIOEvbf+X9htYneoSIeGTEBNm8s+eczWVioMg3hNUaxqNJ0zo0C7AlgodZJrwCR0xtUUg",
-	"JSyCMo0QN7Wxt0tSKmI5we1vFnnAU4oVHRqKW8MlfcETtkpZa4CnmS+v6g1H80iREDyP9fVqL20UVVOF",
-	"Wq8V9f6zUiPq/YOgVNv6qP0rbf/eaT/rt99/2N+77fW2fsMf3n/YCQ7WKXntUbi/bP+l1f3QUJGFJ3NN",
-	"puePbR4RQ/8YN/xejOia3Ww827o4kUK8/qyBA2W/gbwW5pYTau8UkvEholKd/FNtnlkRQporzmNjZk+Q",
-	"AdhVRKEmQSgPmnXSCUHhpCcWCSdhlxihzDYZKR2flj0RjrWequ72Np3yrSifbCuSk+2rnf6OHRKe9Aub",
-	"8DbNtNzG9Ya24L1jhDY8UhnVw0zYE7ZrFYDJSWi5hZwrzCADWEjByPj/Y+/6dtvGufyrEL2pg5WTpn/m",
-	"IsZceNJmNh+aNmgyX/sBHliMRNvcyKRXpOIagwJ7uU+ywL7WPMmC55AUZUu249hp3O1NZ2JJlEgeHh6e",
-	"P7+fLPJDAgkOzhzCGWkyipYphCs/Kbs+NZRvajAUFM6+neRSCPaV+v0RGMHX2ofX2nOxAdh6m1nXLopM",
-	"8wnN3fvM3mskElaLNeExaBKbn+LIMh8Ya1/C9kyH7JB0NRlLpXsivnj39rzbv+h+6Z+dv3/X/+1f1++u",
-	"YtI6fkEu+G8d8vr4FaGKKCmFq6NK6MQI+MQcUdLIuWHt1m9hF+FkwVVPuH3bb2JoMZg92dErUoHqmLT+",
-	"cfnu94hcfvg9Ir+fn0XkM7u5PIjI5duziEwyarrHvuqIXND8NjVWQis+HKexMRROr/5p/krUnTnp0CLl",
-	"krQuoL2Pw2FELi5fH8C/5I6nTEbk7cfTL8bu+PL+6kun3BxYZo46/3598Z7QG3nHzFkpcueVnnh9/KY+",
-	"kmTmItzemw8YYzeDRwOZj9sp1fSey/gPlLRtsSNCmyG69/Greyb7v9ljgxoHkyzbTCtltfB72968bGWb",
-	"qzmdwtMLG7Fd6yD391/suFwettrPL7q/l8v9jVntByfGvqD5kOWoT/wxfaUSoCKFQhdYQ1xZZVDRBaRB",
-	"FYBHFbGjjG1bse9BT3g7jtCc9QQfClA0FR1S1RxmXRvdQVqvj99UfNLX4bvKhrlCWCuqegJGEjJ9g7A6",
-	"UhMoQt2gEmN2r1AF5zC7P3XB3ukCuyGtrQ3c3Rurg3uhoRqphTVkRdHatmDSymmAP+hiNgSP1hirGdPZ",
-	"QqimJ8LAJnqOXW4X6XqRrw/tVgK3Zk2m9mNdfLYxO8x5875PXtirPRZUj/NauvPWNjxXJI59FCx0EmIU",
-	"j6wI4rXKEzjG3tWIgjHYeOjZ+Vmn6YjT6AB96tXAG0z1ZllruHc5Ni4hU9Y2W7ha6ghkYsgFe66AxgSP",
-	"2fksIgrdASzlWua2EgsYTAFnlWrPhr8Y5/0gU4gqqvUYRROq2VDm6/M2uPZP7YMwl3/umOXLvPA9V3op",
-	"yReM9n6hgpTfHQhnIDogobQwG5UGSLk02APL+47sLPIV0jaAzCp/r7GLqyPXLE6n5RseYa6dcC2b87If",
-	"ezrnQQ8eNvt/mf+sx+wH703ZgAtwCnfC2AFPVwKPu/lp0C1Vn7r9qnX96r+8rvjVjx+XyNj3bJWG2bPt",
-	"z3/3BiJWbo3NauUdFKPFLhXmhCbmQkzKZ0nLBee7l+eYcElUIieMTHhya6tnFxXPZfDyHc57+ZoVuoZm",
-	"clgwszXnGkN1Rsz3RhoAaaOcE9+hQCzC6V5XLo4g+bHZFfMZysdtoiSC9AVPhzjBGU1u1SHplvoo+Fyv",
-	"lxZrI7W0fLRzxXvmu+ZlaPvJC+UbAIzwHhnqu3j98rRVDNxs8zD4tGrSIEd5UpnyB4n2mB350PQyy+rz",
-	"HEHhmM5IKk8g/p7LjEW2fsQYX0H7kfmj7RMN0d9xZM4eR5jqeoRHzp4Y04kKmb78My4BudRO5s/j12TK",
-	"0yHDBEL0BTKMyA0yOlSH5Aw9G14f9wQ2DEUfpFAA3auCz1ZMkxYobUX+/u//LWkanmMXD5oCdbPTcAR3",
-	"uBIq72nU4uU9e6O4L2aV736oUDvZsVbj8jQVH47GXV0RKcCR3iiAFXvS37XKqnTJsFV1vTTTo7tsEagi",
-	"GYFLbpDJaVPGh7WJ1jJN37z4nqZp3fA0SrifMFve4kL20MI+CX1oJhgLwHfiwStAZiuOyYp/Ba2mfFYF",
-	"zyvf0yrz94O89UUb9hO8apeiIbOlfhH4woiM+HBUAZXdG5M1tyPYOOMV912hWB6g9Iazjjvi8nk/fmk3",
-	"TtUhyDOUsbhMVbHb+0gCB5OYeaCNQDYiEjNBbzKWxiUhEj6QZfVC8tl+2Q7FBF+xTFBsv/dKNlKqRjeS",
-	"5qn7+k00gyvCXaEQxDBjvmCXyJv/YIn2xSIpm2RyNmZC125vV+4Vm5Sq+ocfxV8wjzLmuxwMrf9pcf25",
-	"S4EH/UF127HtcZ/yPlR3xhi5xqh2ueVj6Sdk3vcEMPNnbWuFxAcdEgOSPxnQLFPkhia3UGHdPe+/fXfW",
-	"/eP9df/i49t37+OSMA24vIPQnuuXK7i2CbYLFdcqwLu5YQMATxQpoQNzUMWK6uaC6oqYbP+k6prfcil1",
-	"KJ9Psi56WyIdlh8Co/w6oH3APB8YEWM2vmE5SWQhdInZV78vXMNLfgiu+F0CwO1xSZqZ4dUVaSBE+xXi",
-	"0FZ03frCvxv34abiMjM+FrALKS8BJqxVV/100IQ8b9p4qpVP5tu+D2AXjEqDKWgm6/9rkdMjsUVrFMqa",
-	"5bGy8giOOAt70cpMqLNMTpVNLylrBcyzpBVQqv5qfokPyA0DgANLy9fEB23X1g/MB908Uc2TsgRZCsbb",
-	"12ahMaBqzwz1Q7uGPYYr+3Fii82j06Dl76WETU+2Av/UYG/7Id6NYt+yne3m9YlxhTnm0k0WSlV7Hdnl",
-	"cH98oVBQitoadQC0UbbeCCxwY2A7JFWeVk6VgEtRh8IaZH4uiJTCJXth+7A7sbJvuGJ6+6L1tKqEvIp5",
-	"7lXlZhI2nmRUs/XOa3jvEoKuQ3LtGgSjdCGp88RK1QjhBeSgJ1yzgKVAFGOOgc5diMhNwTPd5gJxJLlI",
-	"siIFBN+Go6Hr0w9xPHxkEJNoHkG8UHTI+nAoN7+Gfy4/Xb566OmyHorGC4OX3QrKu4cjmuMDwMouC/y+",
-	"BOtdzRRmwy7Bet/tsRd7tTbjmx+GfTsFl6u0VFvut0XVVVETzZAreIpQoBytuoKyBmoZeFpWUwE6gKsZ",
-	"wksIONBA0N0Trdjc3zc39HkaR5b8AQ8DAJQFaEfu+kHH5yRL4eKw45DHl6sS7FzpvEh0kdMsm5GM3wbU",
-	"jLXMvh1MQRhPdBBoSaQY8KF1pbpTCmDuubF4rkgM2z3q33pcFOcawEeernsAv+97uQjs6DSFmlGheiH8",
-	"YVwGTxJo2w9zsy6pZzFd6VDwWiesrPZNHymGE1evi86FYrnljqzZtaDyyVhJ8DoxjIw1AGDZJMZdCFgC",
-	"OiQvhIASSI2Qn4Rjw7448pB8BuT/gcwT9ivshXBzpiQB9FxnUmGzpWqcjqTy+Cpl4jNJ+WAApcleRaoR",
-	"n0wQyZu0zG4ZkaCzEeGJ+ddSDIcq5qBD4sBmiF1Z5GFPlFnzETHThkDkiRSWgUeCOZiylMyYrtNU5uoS",
-	"a29ux/SjgR2qDoXPBnEdLUejkRkGhrtiKXhxt7bZ97EcGEubcx0hH29KlRUiKLVLcVz2xoAwPWxYVWta",
-	"Ew2BK7eu71M6WdoZMidDKdNDgv5EtwfAGuLG1mcTx25mWTdi9zBgmokiyw574rdFVVHWR+IXOSxZFGKf",
-	"JlnP+O/ckV5F/oTMD1yYqzaO+u1gDaD8UslWSE1huYUKssHD2TRbLx7NhmmwXZ56TcemU7pZXaMbxGUu",
-	"tnlP7AmhN4oJ7dMiIHznciUAWaw24aMLAPwrDg+1xwVP8REKnq2/Nf0qzGInjYqnJ27KXI4GzdMhaYGS",
-	"yBBziQulGU2bUzoqMr67A8K9Xc2PsrhwCNJdLLIfA7B/Y5u+fnU37/NHXm43ca5XV/8qQmC/J1BFes/i",
-	"ecYJ0jqVk9lB3HsWeevhJgTXdmaD91P9ig6tqCeqRvYLl2tFFB2zpp2nYcWDneEGpXYB+6vb9RJ8r8O6",
-	"nMx+MsivZTd5Fb/O+nzo6RpWJ1LG7mhlemdhmtOBRuefnIr5ZRfmBHhHWrmmqlY8MMECdJGj/1ZwGFee",
-	"wfu4M99WdfEOJXMkqgDMJMqFrHMqFNabHPbEdYmCAGgtgPvs6kkf4PM7Q136pP1+5htL398ufX0wGiv8",
-	"fEZy5lQI0JyvWL2OCv2nP3C7/kBYyNbvvwU9BfTUoY4qlJ3kJVXf5h5PrpkhCrxIiYJ4oC1YHFOeIbVo",
-	"Y6LrHwpDuz8jmfePZML4ml/d/8yFNoGvKJNDLuzT1R+WhzdfbyG8WcubIbP16TKMdHwyD3xram59+uq6",
-	"pzWjY0SpKJ81X0818s/88voZDAMfm8koRwGoaQCwfpceT9P71QFSWKz7FRwtVDWfA/9uyOfAgKhXS0cI",
-	"HSvzWXNOB9Ytw+0IxawApBcLMkZUpG05GFgECoVKTBYa9ZVq1lNv/Zufkr7atQT6Xq8WRT81hAmNgY99",
-	"hMqAJLA0mOwaOa1JcgTxzblI+IRm/v5nfwayu8rxfiHv7FHa3P9cwU4PsZsYTOMBy/taxqRlB+EksOI7",
-	"NmMKrQMMfQmGBr9D1+4JLsBRBje62L7N9D2IPAwhFqx0L89t9GSQMzVCuAAVVQAL3bdanreeyM0HQywA",
-	"KFnMED5XKAOQHHBKVSrNmkzgOIAU4FoWyajhLA4vMoK4DgEATN10JEnOEsbdYLqoQjioHc/wVQ5hUyQs",
-	"GPutbhVPErVxv/1rPvRRoMSstcWsAe8IMl4XyrCSef/MS3jwkYIG9xmMzQIFpjce/7BUdkdgnG3kfPQt",
-	"Nrk33jMNvg3m3oELHAD5CReYTLA4Z+7uB0/c02L36tpu3XO2Q8dxMG3loO5g4ryiLgtmPRoNwGD7OLIj",
-	"WA7uVMziMGB4507esvSQfJA3Mp31RPndoPnHimVmE7A+I3P+IdSi2hQTlvcBy6F+2/lucvLUYsl0q5IF",
-	"578HyVRRq6KzGaHhpJJhTgWQ5ZKcjcGuCq/K3AcgK491iABRIikbS2fgGLnpiUXBscFCc7kNP7fh59iC",
-	"pltzo05iS+bwz0Clctq9evvx46f+p4/v3/Wv/vXh9Fc4pluA6gyK0sdU0CH6bp0RVU+52xiS9Mfp3fgu",
-	"XfNbrn75MdbRKYILUCcV1g+y6VKyZEDfjuiEt1FzLkWxQHm94+ZAMAAAE/sd+Gzzobc74dfY/FM49Lqv",
-	"uZK5bjz6Lp8914T9vMfwd/hJL7e5YOqDGazJ3zAXTnDp398qu6R6VGeZ1UjPyrNpKUWow+rk6HDJ8c2N",
-	"+1oZWp/sxr4vbgP83pqJfvx5Xn8ReamYspuRlLcKo5FHfzGRQt1b33EZribew2R+2xBS/uVSg1GOMX3k",
-	"CrMvMKJn723fsllQsVLFaQs/ZFMo4V+aKfr+rYGPr95svdLUpTsDVZwasdQHPS0QXeB7iXXOh0OWt21H",
-	"YyKngHoKGcIzy/OC9zwHVv1JoYH/Kf5rzPRIphEBP0RErExHxFgmkfNtpH2qv8WkZa+STE5Z3k4okssU",
-	"GqO3iZS3nLkmSJrLyYSlHUJ74h9XHz9Ak2RCc3jKVzkCaYsZkINDci5IzMeAjq9ZDHA76NsBZD9jmbx8",
-	"8bKMIeeFIDztEC56AkyjvpBp+Jz9/JxMKdcQCdaSvHpBHG1e7NYicLvEiGIMUDoWSrAkuNRUFyrqCdc7",
-	"cxeO0YBmGRAXWsSfly9e1pPkwrecZXL6GadpR7ZR8AYz7KBdwta+tqfTaRsYbYo8YyKRKQZJ7938GURf",
-	"vkXPNPuqj4ACbKN2rtlXXR97frmLUekmCZsAg04Dml0hIK/7PwtWbHVjePnly076A8Ja15v5RYFO3Dqp",
-	"f67cIvMi//LrVyf2ZF7qD0m3J+bbwZuNelE8ZfC8ZVrMGcTVT6qL0i2ymjWNC+iJ7MfVjHmjmucC41O/",
-	"nt0GzMWNLETqFLJapP2sIxxawwwAWnLcGos8e3byzNhVR3fHYKHaty+ShiKsHB+KtjQHvVwWw5E72UVE",
-	"FnnF4Q5e6iLPmdCBt9ruk0bb10WuEzlhKdCm84Q5B4vRshOaa2GmuRVPtez//V//g3uwa680VRZbhZB9",
-	"4JEBo5ArjWo1aAXPNIsNALiVD112bJDDZuaFMCXU49EE8dq6FutRmCOfLDTIYXUjw9tITjEQyFMWtB2i",
-	"Bi6+4Z9cFTQz26ocI5QYfnXrE6OJhpIITJlSB8HQZHzAklmShe/BjK/FN5yPx4UGrqAyscrXbLqErLl2",
-	"2tb8qB3lxSLhSS7veMpykuQsZUJzminSumCaEjqZqIh0z/096sBmd0xzrllbimwWESaSfGa0NFEsyS1m",
-	"pIvEC82GKAN1n/OpENAf6H5kxwe29pwlMrfweRm/Y4TdGSFHVr7wDewrSwq9pLslJmCF3ATpdIBsx3Pn",
-	"2CYDNoTFJpHE2qtGW9KmQNfg7MNM01tWjix8e3VY5pRO/afToenzhOVKClqZ9+45dEVFkC03YbnPxnKL",
-	"1TzaxurY2pFnhQK5QvkM8AacXlmsJUedM1gs9IEq33BBulSjhm4VKdckk0PTJetwi1DpcaFcdLFQNFMV",
-	"dZZyvYZIezi/4FlVYhIuKC7kdkstk7UnSlSkhQzRjrRN5gENsVsHjorR8+XYFyKd1Lc/v/1fAAAA//8=",
+	"7P3rchs3tjiKvwqKs3dZmmlKJCXZFlWp/VdkOVHii0aS40xC/9lgN0hiqwl0GmhJjI+q5tOp3/l6ziuc",
+	"2lW/15onOYUFoBt940WWbDmT+TCx2N24LCys++VjK+CzmDPCpGj1P7amBIckgX8eRhG/Vv8IiQgSGkvK",
+	"WavfupgSNCNyykOB5JSgGMspwkFAYinQBmdot7O3udXyWiKYkhlWA8h5TFr9lpAJZZPW7a3XOsLBlBxx",
+	"JhMeVafwGW8LyRPi91FCRMyZIGoyLFGAk2SOJL8kTCCeIBoSJqmcI5wQxMgVSVCgxg6XreD4Ak/qNzeO",
+	"+PUTgRJyRQXlDGGBMBIy4WyCzGQSTzzkD1rJIO10dgL7KvxFBi2/OHmMpSSJGv7/P2glv3ba+x/+Nmj9",
+	"R8urWdZJSGYxl4TJMxJHeE7CGvDIJCU+up4SBidgQYSoPhEAXYgwE9ckQZIjzBDBSURJghLyW0qERNdU",
+	"TvXLeEaQn00bzNs/krmPMAvzxyMezuGX31KSzA/gAY9JgtWCUEhDxLhEScoQnmDKakE/4jwimMEmX/EA",
+	"673UwR+PBI9SaTCLj2G6ICFYklDtladJQDxEWRClIWUT5G/jmG5fdQHsaoM0UWBTUFqMA2dYkld0RiX8",
+	"X3U1ZxpYAmF1FUiIqAZ4kCYJYQqILOTXtdulTJIJSYrTnJEZpkzN3jxVRMby0+cRpGY75yTgLBQoZZJG",
+	"MIEeWAGVSLF8fCKT+eFYkqR5bMnRNaYSjciYJwo1ZTJXZ7Sx29v30F5nZ3PpNO/fvz9M5VRdtQBLUp3r",
+	"raIxXYUZI4ITkrQFCVKF8RlOij7yv4VniCQJT74ZtCi7whENh0A6Kle0ihs/mxM5eVGPpfYi0RBtkGDK",
+	"SegpejQhTK1BXT9FNt69OnmxeYCoRDgSHOE4JjgR6nwjPhFwp2CBJeDP8M0rwiZy2uo/3a2SiVuvFeME",
+	"z4i0pHpCmDzibEwnLyN+3bRmGtrrpGgcup5yQRBW36IAPkZySgWisBqqvlJXsOW1GJ6pBaivhjRceMvG",
+	"PJlhqY/06W7La80oo7N01up3vbrTPozphTqSpjUfnp5oco9o2LCsB1rROU/qLhFPJLokc+Ehv+2jMU+Q",
+	"eoEwRYq20Asyxmkkkd82FGuIJeAauYkjHpJWf4wjQcw+gJ7mGxFqRnfpVJIZHDBhar2/tvJBW16rXfgr",
+	"wkIOU5E9LP0NU3itNvz3QwWnPIVzJ3q6HQCR+SOHEU4SrBabMvpbSsxjBexbryXkPAIM4clMDXaYhlS+",
+	"4pOmU8XqueKmyfyznetRmgie1K/HZ+RGDgN4w7eXJFZ8nacCjbAMptkiS4emP2pi+L8etn/B7d877f1h",
+	"+8PHrtfbe3pbz/mPb0iQqiU1wYzYFz4bxBbREqAgn3MhP5FEyVhv0tmINJzilX4FMXgHZBzDSWG1G92t",
+	"LbbZsGLz7crL3uktX7YjVf1I5tU1H6IgooTJdqAoMVNkBW1g9O7dyQsPKAu5wbM4Ipta9p3hS6KYCjBV",
+	"JPCYbCE4CpoImYl76k0qQCLDaO/mRv1xSWIJA/onL45fn769OH5z9I/hxcWr4fdv352d+2ijt7uJYhCe",
+	"o4gknpHwgUEpOB3kwqBaZFF6LIqHKAHBVSimB+/lwqVsW6G2j0CG1esvDotRSMdjAoIPjMwTM7DeoUC7",
+	"vR7yqSOxXpJ5OyGK1vkH6HpKI6IPHeBiGbWQNIqUkCo8tNvZL45AWTtO+CQhQvgZgmhdKEeRkpDceOUH",
+	"g5tetz0Y3Dw71ld+r+HKn4xfK8rSQJKUhuIjRcZRQnB4gDCaUTFTX+Sg6PYA8sEUswmBU58qPtS4hXFb",
+	"T7mGtOG1ThROa8mqUbTIX/lsVKFBagfOBMi8kG5H8LU7f6h5d6u/1wF2qOfudTpLV/KahBQ3gWamHn42",
+	"oJziCalfR7c9woKo+zwhhkQ2wUa9Ug+argOZbgf+t9KSzunvZNFRqRkXrWYo1AC1S+rtFde0wnrk9J0g",
+	"SdOBpYIkzeelnt63EHxOcFJHB46wIG3KBGGCSnpFkEhH+l4iAZ8gfgU0n2SK8RNhHuFRpEggiULRBFj9",
+	"YhMtsIhv/+7WkYYLgmdNcJQEzz4b3l+QWRxhSZoXo59/tgXdHcPueSHvMZWvz6sL+Z5fo4izSaazKwEB",
+	"UCll6jfCQqvGa3YDenznX//8f3bUtUczsdmEWGq44UzU31eXuO6UCEinZge3ChjGCAjKrtHPLKULOFOy",
+	"hfonjuOIatvS9n8LbWDKV/AfCRm3+q2/bOcmz239VGwXBoU5y6IakE0+zhVSuFaOvfTntjEZtPWx101n",
+	"Xt92rAsw2fEVYfJcJgTPSluS5EZuE/W4LbLnRi5s9VsgC/ZRr9PpDNiAwYv9XFXYMirigNGwj7oDFmKJ",
+	"++jjoJW9MqThoNXf73S9QUuQ3watfvdWDbXQPlKBzzlJrsASwySCRYg+8s1qtJFUoYY2kPqeEr7s72rO",
+	"7Ge9PP3gh/O3b8yT+4S03feRhsy9YVA2cB14Lsy1wiAWC4lZKBAeS6WlYCrVzUpjdel8c3XKW66RoZft",
+	"vMaUXLK9Lvo6e+/W+yR4K9XtPZVTa2+/F1irQZvArFQ9T6sSVArEyDVSc5fgaZezaCvwzidu3xGd7233",
+	"7pgNQHDE8QMkSJAQKZCY8mvEWTRXaOibX4eCyDKygXem7bhnFu244Mr5RGiBHH3fFxMGbQKU8ZUYGV2S",
+	"WQkUn/u6nCZ8FJHZgs3H+o2/WSBkvECxWIlpVDJQT7FAXWTM31ogBHskmJ1b/V/VRKEi7rmo5+UjzVIh",
+	"0YggLFFElCraVbpmggNFupT00PJaMVfolrT6rW3g/7cflFSgiFygxjXemW11MYWRbIiQSobutzrdH148",
+	"/XvnHzu//Pj8H8/ed/7+7GLn592fem+6iv9ILFPR6u8qGUFSCRzvJ7UPrWjCHnLNOk1Y/xpLzGe0b6DU",
+	"v8rebuu3b70V0caeRJ0wYKb21EU6e3mE9nf3niEzJdKwK0sHmTd1ETbolwpuwE8k95lPqJ1py4sGKXnE",
+	"CgMUvFcrDZJ/URrIuKdWHES9bd1P7cz/tPDj3FOlHUrtskdp0ddlB9QnXulzIhWDF/dG0LIBG2gaTyaY",
+	"UaHviDAv36MIdVGVUu++GRisYSOgQGacfEZmI5Lc60ZAjL+/rajhzoyqUrent2kCkRJCaA3CQxjkk4SM",
+	"EyKmxs9lXe/aFPtYWLNSZ+8NUjBYw6Er3fjezjij9mU3aYlzOp60fqvX6T1td3bane5FZ7+/0+l3Olud",
+	"TueXlpd5QPu7PU/p6f09rxVhNklBF20RpTXN8I32MotWn6VR5LVmPCSKmU6IUnTbva299jjCwlH5D6+w",
+	"YqQkEZzhiMp5q9+KEz4mQlD1i2KGcyHJbBgnfBarVf6DpxD0cniFPW2LT+OYJxJhIahivlJpq8d6j+h8",
+	"yuMtdKh9BKOEknGkbfY6ZoYypaohnoQkQUoJUycgyQwc6mlCWv3O1o7XkpxZLx+sKY3DFcB266m9xCSR",
+	"VGvwLrQde4Yaqy0p+CmLCqfXumlPeNs6ImOq3tq60K9mj9p0FhufLRhU+q0JldN0tBXw2bYRDLL/8pgw",
+	"JZiYwcBSkp1ujZGlbJbQx7/SizmCfKx1u2bYYh//mn3ttRQGtT7cZkiUv5PBJntFI1PNJAXEWmIIUXfk",
+	"1Hn/toJ6NRMUUMU9Up6Oovw8f21pu7O7aI1TKyzqQr14W0S6x4M9t67J7ldtw8vjJYz33T0Hs3MHPcqA",
+	"LoK1gCoWHbxiRIADmtzFz0f/TQKQoBz6p5UsoOJhSCUQmVPnkpoohSJ5NsENAgHlJyHizARm9ZHv7M1H",
+	"44QSFkZzD/lqlz6iTBMND/l2vz4ibAv5zh59b8D8fJc6Cs2HnfpaU0OMI2NI7OsAOKCwQP8OTxDjIRFo",
+	"jKMIjXBwiSTXsWqOQDRgViLKY9zAdmXHFVtg+3KYQ4Ho/9tS+woVd6hlQ3gASDE6sGhElLKo5J4DhPVT",
+	"pZhiiWZcSMQZQRvglcVRQnA4b5MbKqTwwcS8lsW7SG/LVtxvj07R7jNkX9GRnCINpmATIcxHPEF+LNvf",
+	"noFVxPGH7OwV3CE9rybO48PHnrdzu9HOwz4+fOx6z283/1rjAS4T/8wq/ry736vb5GK+UIktgJgB9dQG",
+	"tByeoABLHPFJqsDd65nL1U7ZJePXavNySpJrKshmafPdJmfQIj60yvcPyKWc6Z93Vph/KRPLfcJ1Lot7",
+	"YG4lJlLhH8UtLiHx74AZrEniD1GME0lxhDQvOUCYITwCu765/nNEBUqZDjkIPeSr3fooiCC0Eet/gPeR",
+	"M7KF/I+3fl18gkNgDQpr8mmojmUYVbrjXu+v6Hr+eZk+/2Wqvx6nRdDY2Eors7S8MjMOsEhxVBs1mc/n",
+	"jmT1owyJaz81Lsc7qqLkJqYJEc573V57p3vRUS857ykOvVMKDzVXLf+NxvY3I6Icnb1GYs6Cltfi10xH",
+	"PPSfKciQMb1p9VvXkg9/vtyJ9/+OX4FR94pfFgYXAY/VhdVkrK+4uhGJ+xEVEk7061ALXUg/pnWtoYC6",
+	"Z79wCxUK9Jn2UkTFOym5OZ6uBBSLybXSK0QOdnu5r0N4SplISMAnjAodXwisYauOcbi34VGC215OJ8S8",
+	"SsHdsO9a/dZKJXqwDKTOURQuT0lZLQWoFzCgAMJaOccQz0/RYxGsbY72OyjEc3GQaSOHpyfDi7c/Hr8Z",
+	"vj78GcJkXxz+4xxt7Dzd29xC57BdZD1jUxKFaDRHc54mKOEROdCI0f9rFoars4dKQs8y+v1Lq44Yr09V",
+	"16Zed5c5arDKlcFw+/fhh7/1zX+bJC6bd2DmWyMNoYSiRexcjkQNmiwj1/pAD5AP//XVuYopv2Y6XYaz",
+	"gIBybXzJ1sOOlYY7LZ36vw13V+IaCDeFsZLe7NkvsvOP0S57//zqqHvzYo+8fDr5/hn94fnlq/3Zm07r",
+	"T7HgT7HgUYgF/w5cPbuldSmQX4rf20UtItk2+BNH0dsxRLEsjOXAE/KaSNy69T6WqEsGqewfq4SJLpeP",
+	"YLTqDj4UuMEUiyEjNzKTU9QPcUKu8jRBvapfP3g6KF8xwjweHmLfJZc40qqz+tdQPRatfufW5uEdBrIu",
+	"7+39lCMl24Zb6B0LSYIwy4NbPeSbQHffppXD708EgsPeapXJNI6pNpYsvmu1RpKQijjC84ZcQbX8JwIp",
+	"7EMbPEFkhmm0mee/6zTCayzQdUKlVJwaEp50fKXM4q0FCklEpJbEGi7GkuPPwHmh3r71smyAtTZcwhV4",
+	"z3MSCwqgzKFTex+KK3KMEGo4d6zMfNjyWtdkNOX8st4soUZ8oWOY6pAGS2PNC/vawK//0JFlcEi5ZyUL",
+	"Hw/NYVzhKCUC8TFinLV1CCISAY5wYnIVBmxDOymwiVtEPEEzIgSegDNBEiY3t5Cf5Xr7HvJnVAjKJsOY",
+	"JPBPzozvKCFYqD/0JkZkwBIyTgWO9BrHmEZpQgTa8PNPt0LCKAnVuDiV062ITygbqldJ6G9q71AJ9W1M",
+	"Ur0OogP4K0engbP2ZxpM6xH5KnwWM9MMuPU3Mnt8Eup8Q3X3ALDu3aobWJ9HHVrNwdAsJZnFEmlge6b0",
+	"xpQnEgU8JGjDSYpEvvqpnRAFGDiZBTOXDesahtkZeOYI3Z3XQi3bQeNdfMXLsSU4MJtU0vGWNqurGS1V",
+	"LhJOLV5nBLF1GGL0il+RCAeORGkud0Z9nt3amM0iQhp5/z2JAj4j6KpXRLziYxe7jPr0oR539CIdLNE/",
+	"2NNVfxlBdLfrtZTo1up1drY6W93uztYzBeYAalss14NWDxa1CVDwarfn/GBgpsDvBJW2RAqhWBaMUAeh",
+	"1W+95r/TKMLbe1s1uog9yzL+vnTx0jlnv5bVZEe/Gq9pFQ936UeWeK+jC2jxunrVdYIywmGYEKHo5M/t",
+	"lzy5xklIQvUvLR0kqZBW8x0nfIb8i7N35xfHL4anZ29/Pjk+X3w7S/jwmJQpF/8+LiRsDvatJ/yU8LSG",
+	"nFuUXeHsz/Wrt0Wk/rgqYQR5wz0Mi6yeRf3yeotbz9aaYyzgVmE5BaguIqTrCfm6vsP9iPmWkt+fmD8D",
+	"kluV6p3CE4ZwWgCcZ6deKv9kCJcSUIwA46MNh3sCS7Ys1MY2YCTohLUp24Q6Nb4RctCG4dt9hNFuZ8eD",
+	"+gLqh2JUKtxfK1rmlNPMD8etxquVKL/lPHqN42ZJp1okquqWBun/X//n/43MO2iGY4e45shzhGM8ohHN",
+	"7Z+58Q2zYZAZjIEf6BO59eCZVg/qn+l8uYaHYP7KnpiaKOpBmvngix+NCXhGNUaKIQ5nlOVPc1abW9jA",
+	"quY51rYPXivhkBFxRck1kJRrGk6IzINzzIPMOlqyqxWgseg62AOsgGmNjxz4rfGVBewan+QgX/Ej9yxW",
+	"/KRwQLW1WsZjEkDGtvOqhwRPjPq5uuyuD3l5PPWZeu+2gAQr7aZE0WC64g49F1WccynAu4AaxSPP1+QA",
+	"+0Pt1RUh58kRjqIRDi6XenXcq61zmJ6Pd3Bv1A0MI1I//TLbv6oxKsP7pXz33efLXRzSIJfrGuk9X54o",
+	"78IYJrdj1QNCkglP5mX6xSPFJVp/ebrz9Om4WzSwLRSjCxiqhXVdytAKxzY9XqFmoEVa+j3BYTzlDGx9",
+	"JtidiqGxIhj91HoUUiH5jCToXMclKjEiCRXx6UCxMsKko96IKJ1A6ST9UVtkH60WUa7ECTwhw4CnSrzZ",
+	"qTneSEvYlQMsehMWpnPQGXmp1KEKO1okCBbAukRgMad8DJ9Yi5IG/6IpVhfq88OqhgeOUhrJNmUoMMvw",
+	"kCAkJODMzMNioXhdgBnj4O201h4oe1Y2pjnsu9kcr7HiY53pPUeT9SRojU41kxVDxVc+7AJyNUW3GiuX",
+	"uTciq9looLnVqi3G0GhTV1soYo9BBc8gcxEHXWhZoLoHXtzEemHiFi/v5Fv3YbV+Fk0NSe2GYBmjHKzW",
+	"Vw86W8hXADAPFBB8CHPWzl2oDOM7MPEHrCFKGB0iP4OIr53zIDLi7ERsFKyueOqO6mUGS5kQMmA0D0ze",
+	"QRG5IpFAISExxMxuVuLDi5TUmBkyKnoaYacyxls24jgJ9Y02d6HXTCF5/nozjVtIY+ClKgFz2Ndep+N9",
+	"DoL2mQMgM0KzoF5RO/tpXWq0YvSnpUzltZfCIqAk8EY7+2dtPGpDeEOVcCy6087R1Nv2XRqGJglPY+Gq",
+	"fga7HXFhxIG+TDFjpD7Q0c79hXx2mTD1uX12fwpszQLbcn9mt+TP7N46qPQIY9sHzAa3F5mLFZ70a4pR",
+	"MXJdZFZ4jox4Vbh9VAoSjZWoxRlBfDxgVApbbRYzKYp8CwmJ5+txLnPi3cqJfylm8yevuDdeUWUB9ggr",
+	"iUI84mkCCVB/OTv77rtvvwW3hTPvX37ttPcP2y9xe/zhY20BW1teFyh2rcwc4wllE+PlVbIYuSLJHGnT",
+	"J4qokNWYgtxwWmciLJhOy1OeYiFgS7aor61upr7SlSEPIHkQGaZHWLiGB9Gd28vXWcd688JQK/O+7JPz",
+	"dDbDwLrKPHCS4Hi67EJ+By+pe8XiVA5DrA9nLX8z4yEZZtXCVme7b3hInJpYVcMWT6W7KAt4M7OXBXo6",
+	"J2EyQiwO1IdXQTGaMQ7Ix9sqi8/hUFxAdZ/L5IA6t60CAyjFzeyw2wN2mL8JOaugBAScXZFEp6m6vuBU",
+	"e1mHCubPOqZ0j32q7fx2lE6pRAH8YdtTQKSoNgybYsdmDIW+th6QlWFCXROuhDk2gTXELZPb1Oq3Zpil",
+	"kO5SQZVfP7aMUwKI3wrg6ex1Qfxx91ze8hSzEAzfPJVG0LELbfU/WpQFj7FM6GRCkmHXri7CI0jOfQ1r",
+	"Rua5fWplK/1rO9uYxhRAfTNLCRLmixXkoPzN0Vz77bW7ZThO+CwTtyROVgFT5svOIAszpCzQ8czaofCh",
+	"ctdGPJxrIkKIhIo+re9JFHFktpPX3nC8j71O59Zr/ZaSdCW/vUzmQz7OdnRJ47iApyvssdO8R5AM86tT",
+	"hmq10N86xuRilY/CBbgk82ueKNQiIk6IEBzNcDClSua+XZQivWYO8+oEu7bQ4BOBYAS08a//6//t7T1F",
+	"P9JvNz0UTElwSULdpkVIIzoC6J4I5MMnYAUTfq1vLaMbVSHC1l6XXM1/YO0/us0ITy4V7w94DHaxJQVL",
+	"61JgFzJWLXp8MW9xDbf+Il7jbB3Hmlp+bPB5VLMudHhd7bOMlq4cQ2C8G3bQfIiFZ/jaLM4aGjLaa2MV",
+	"3REV5MM0IpbQgEVCyFrrQzYDFAVbiwwARXY5bE0RBHinakkhCTHS5jUU/gRqJw6sujkjmAntvjdD+wUr",
+	"izOloZS1e7uzWHe76CjywAO7Hk30FbRTxvTZm7KlrijTstKI9v8FJIoaIgIqN6aCq58STVwUMx5lpH5F",
+	"/Kvzh1TkwTWDql0Zar1PiSUgnBFDS83y4BVFMFciiJoQ3aohi3Jq3XbXq75UkmwbB3RY1oINuxJwnaq5",
+	"8rJmhoytBJ7XhqQ4MtXjin2zMtya7riirFd3NK7w9zhTaVYKuSuTzNuSZFq39aKo+glpA6USUwVsL98P",
+	"g5hOeF5hGZWUgzLpcZChcFksqXBxuHC6JWpcpEpFaFWpYolqlDGrTp54aaqsuop6EkzpVSF70ZpYtZC/",
+	"hlXecFoSgkkaJDF90r9+qMSsfaeUK12A2trNdfFKLIYpi9NRRMWUhENjPy6o3krxKMVuaz8LyFLGit4p",
+	"Z29mQ5b0+5xMdh19KkzwGJKt8KTJW2GyS62ue9I+5dcKZ0BUlQTPHDOFdUg4P63qG8iL9Op4OJFa6MKT",
+	"LKIu21bXa6kdQZifLp5Fr7QvxEiLwzSJGizZBXR4nMKBi50LOpTa94wdE/KhqC74zDgjtZWzFolNjzTP",
+	"1l66lQydK8fpNN7CT2L/jWEv7r2t4wrrZqlWr/rHxTHmiwSl1ZidIq0On8OTpV9c4MkrKqQuB2SIxXqi",
+	"RIGoLGzrkne1xCLrFqu0M3M7IEsfIqPzTjCFhMB1lvU4S1CWCemyw8wrqZdsO1UMcantCgPnb9+WSHJ9",
+	"K9WA0CuSoHdnr9wGpU8E8q0p1gzi63M0VA7rjnl5rzdzLWwjOfPRgJlRDF4IxBk5QP7p2/MLpMvSb3+k",
+	"4e22eb99SeY+SrjUcV1y06KQLY6n/ajrpFSYYI1iBFcmiznQzW9KIavaEeRyEa9KBJrJWoECeQUmWLxl",
+	"RfZj7nlz/JghzwXUKx55k5R2/xVINTx9BIKNh/wcrD4yEoJpMeMj/+NAi24DEDQGWqSDP279rQEzg/VR",
+	"Bko/+6fIjJ1dJ8cYHHLawlotIbpAcMwfBrYyNRQ+0H6Kc7D9ZCAseSYMayq4OWIuqKUANyAkzlv9Tm7w",
+	"0bKoVspXE1hrBNGaZIIFMsthHtOgO0IW4iMgX87X9SiL9Sfv6kn/FImh2ACts2awQW+VKjkrc9v3CZXE",
+	"Ybk5D602D1fkRouABbynioYSPPNN13ZFUrLSRdjU1Ecpi6AofVZ1Xn2HGYK8lE85ibvzjbpotyZS8iLV",
+	"hejXpSaQ4MjjuSkukDstBi2/3LQKbRzxeL7pD1qlij7V24E2yE1MEjojTG5Wr8qd0Oa2YetKvlIYUpOH",
+	"cqRovcg7BOqgZeeMA8yQIARt0Anj0N0NUERdQTSmkSSJ7vBWrz+tKKlqLXNNqXbF902k2ArvlisuwIfu",
+	"hF6mDmf7a8K2U/3Rmrj2nsopTyXyDe/wvYprDOpKMRyLKZdZB3lFjS27gW68dsklNMzEt2oyhCPZrdvB",
+	"uBYAjYmJFnS6QhaROiHYpBOYh0jnkbreDgt59zRqTiGnoLCIRs/Bn/r9V6bf/xur7DUNyQwB0LpqnPAw",
+	"hQtj/fQCJSnbWpZRnmv7JRGPE4HSWInNOvwuVmuB5H0NTdPoGxK6rS5m2+f9aTj44xoOFqEk5DfJHDPz",
+	"3tH3aSj4t1Kbm2QLw9W+UKaEy1drAjaFlTOXjZELpY+0LJpa5NdTHr9Gw9CFfP5Uwb+gCv5FVOJaomHs",
+	"uMR0PrurYgKGMc+1vpaVExM+uLWybetDNSRyDcRYsl9a6X+aeQ6zegAhZpOIsklbLc4JIevDatGgRbqD",
+	"FpI4mRCpdWPTCgVaCaFBi+0PWsUWp2oD27DX7c62/lIxJSVOaWek6TOaey+zsh5F0mwWuwZtzjd+oj6u",
+	"o9Fmykp9KrUErUFgps5SpAQUCbtu5MOy/bps7hIN11N4dgMflp6SXuz9hCNmB1FXJik7gzxyzYYnXOME",
+	"Atc+LEurtBN41TjGbPzGLedS1B1KPtv3IIJ5vVgD7W6nYuhYUMxlN8zjW12JUWH4lKuDmaMAz2JMJ65w",
+	"1O99NdWXXWitGRf3IP7kIvA/rlMSYYHnrXz1MoG1VjJ2YFISPQurMyBYgsV38s+8wiMSiSzyNVMZNqhE",
+	"IdcSDkoIZOZbRrO5hWxBfvh90DIrQMYGqw2wTYbXRZhd5T53TUy8U2Lh7WIIN5qw/oB37g94jT6sdLpf",
+	"UJUrodlXUrK6JPVWrczGlev3HY8WVBgOZ5SJA+Pv6iMcCd3+0TSORnysnw1p6B8gH04y8PvGEjblUUgS",
+	"9VJWY801UuchZmoIa0YIGu3T77UL/DAISGx6SxSaf5jA0WGWaJfF5Zlg+5pGHu43K9kc7xjFWkKMwsTZ",
+	"oE3obzcOzSdL2zaRHnlE38MkfRYW8pIns2XZEeWUeJ082O3t7LoJaDGmYet28bZ/OH/7prTpfEQ1YON4",
+	"DwqEH0m5llghKqc1lTIW/W1F7bfMS8AVFAe46trAGGGCZX6+7P3rn/9TxdClkT662Xke7aOtzYp6UJ4K",
+	"iOYRkse55okl2F+3llZDWSXixMDiAqiXAwx9QkidDoIzabrSji2gmvKTQD6MISvlgBEr6xxAiXp4D7xe",
+	"PsqtjgJRudgtVkdrvrN54KvnCB6iM4IDidSedNjKFnobE4Y0QehnOvC7E3UkAioymeY2itCCu5iEWwgq",
+	"HbIJZeSJMQ6IAdswtZtoKDwEygsaEXlNCENQrUltHhQZDzGOgnkQqX8q3oAiOqNSbCKsG9dCg1LKQN9s",
+	"wzr9uurrRkFakTECvI7DSa32nIXtrz7UG5PDUVHEKbm20tbSQX6yL1fCHkzgu95jHWLn+1mCAyVpIly7",
+	"iKHX0m6het0bHn1vMrMXSXjGZFJb+hIeLR+kzlVg1paN3wirN8bssDqsVlYY1dAvMEhvBsDVFqSd9v6w",
+	"/eFj13u6W19Hw43fWjrjqX3ZaWBRF2DJQpKQxLTQSEWKo2iOfB3l5W8e2CttffX6Ui+nunShMlmEyVog",
+	"z0Lh1qtVYaLm1q//woZZyltW5FjyWGfCSMpSqHSVYBZMa6lwYnNLV8IRnYm68MjUxQe2jmjoHAkS11QG",
+	"UwhhLXVofrq7XhHSxlJhpWWudW4jHFzy8dikHGbVdJ6Waul068vokBsNMqqjeqq63wzfDE1BieIEe+tH",
+	"shTvz1q7vKnvaJulSIKwdguBlyu8VzqXm5b6sPFgfnL4ypdasdf6neu057ttznxft8eToGo/zYrhtiaE",
+	"kUS35F3RqArqFSjuY3zFlQBnARTRUQLWl1aipKE2DTgT22OaB7y+pL/gOE+Qao0xlODGqeQz7X74cMf6",
+	"Z71G59191qxdp05sDp26e5fB6mNzr8gabj5Zs03NQ5VrNcClpFyzFcI6UtPOVSHAmlVbLVxy73/u+neB",
+	"+inVWNWNuFslVrO6Ui3WIrb7HvLt2qEkq2/umHqgdqJ//PWDKdHq7AqewMxaEwDhAnzfIP83FGottcOs",
+	"u9uLrt+HhTenYM9dyvXXQfs1BYomc3GtPNjQC3WVQCmFHBfqvZXjpdUXX8gmCbT9CxThfCT84+7M4o7F",
+	"MjPkcA9ovSuS9+Ptdar0Wk1wL2E0NtJQwfCJ0GVnwfwDPdqueKoAj8YRnhzUB8xYWkUFSkgc4QCSIXhE",
+	"SvSmco6fk5ysfaGrl1fxpKQu9OGOTmbCQnB4Dy+JwuSn/7jpsN77oP3s7HI//ntXXOxcvdu7/vnZ/Jd9",
+	"/C20VTAp4VQMMTS4yK4DFnJ4RRI6pg3L6DrLMDfkNaYMKdqCcBxrw84VhVKcrRmBtDLdA1AMhTYZ6HZU",
+	"Q/2r+kFNu9vqt0h33IHXpV3QancNaj0QKSnTZ2MmyOy/e0+fPd/vFBpvwxUb6rAACClwDO0tKFS0aGoX",
+	"CgCu+dA2Sv57b/rs8tVs/2fcGR3thMd74++eTX/Yv3zVnb3Zic/2yuntK1ttFSy3l57tV+r6r4p70O3z",
+	"esqzaF4qK7G8NR1B1yqQU7g3FReVArgVmJiQeJKAR0qRuEuSFaKnbMRTFto0VfTu7NXiLmnrCPT2dtbK",
+	"NZW7+ijzJBo1i5xMLCGmObk8tZ/cVmjKiiOc66/OiWyVaMZ61fns4p8ItweqKYuLhTW0bwhCUGF6PeHm",
+	"ATo8yQYRCEfXeK770YN0bmT9+vp9q/kD3VnzdnKPN3LdoaHr3MSdnhIjEhxIBUfJUYyFVLdSarcx8KUQ",
+	"iym0YFBHAwlb5rLqeXVztMW3dqFXbNECA9MHCfLiJUcJmVAhFW2jcgrL21ozDT27OJkGm1MKJ7C+Qh+K",
+	"d2ZRhEQhNTy7JKVjKtHP5fniDkbeTRU2yzeNQaY8Co3X3/YYHhtPpIbPAVwlDRjb4dKET0ZkLBFPZX0w",
+	"0soCTY0w0+qMu6QX7gS7oz38dP/Z8+fP9p/ivdFusBP2QL65D1mlJg51Ia+wRLgI0Hd5fxa7xZI5ehUt",
+	"+X7o+Po0HBy5ZWiuPIT5pBI4WrpbS/D4S+ngzk6+UFzQnZUVU6xrBdVDx8OaO/kdmVFG0UaeS7dZvJkT",
+	"eKGqbOCYWvnOqhk3+3///c5qhtURUmYXu3L/jDubAGpuThMP2sAZ5eqj10QIwiYk8dCJZUtIThOeTqYI",
+	"IzWHh95PsRSHcXyA3h6mcqq52M/t79NR+5xOGHT6a/f2nvoDpqMDNj2Xy0HT0nz0V3xCmZp9UychFMQc",
+	"H3g/mCv1cRmeiZlaVEwD3cRpwMyLQ4X7WNJRpJujzk07MyRigiG05G1M2OHJE4EOT088zVKpFKbyBZrx",
+	"kETCdsywNWk1Cc92oPuFM6xwJ0OibEXZU2cttc7DCoE6t00GizfdIGF9ip6QaMzTxBFpPGh5YHBacTgs",
+	"UUTUi92nzmuV4jYLhRlRcN07fGJl+fDLaBMlmqbFGA3Q5Rb4WiVgQTfbtbiRPuxKMZa3jCDCpE7RbRBT",
+	"PJ1knyDG5RbSw6ErHKVEx+wwJeOghMg0YYVGfYv2tsygVzCL7Xb2n67enaW4w9ckmZAQtqcodR9hvXZr",
+	"wTPuGb11z0m0A0fDJSExREyZfesd2zP2kOADZlLvNhIy41c42tTmQWh3rC/8bq9XKdWTUf2WuGzHCf/v",
+	"NiPXbfWLtoe6sOh2VgLpe2sT/CSIOhSjGnpG2lBrwd720dzA1C8ImboLSr3O4SHfbD3vlXJ4MmAZDQYv",
+	"zxzATFiQzGOoUSFRQoSEwYrodgCdpHEIqqlAvsNc/QrQ7yIKr30WD6Gx19fUt1/ojEpTjcxkFlmheRSR",
+	"2QHCbMBsuJ0pxpMj6eaWOav8HGno64JnOI4RDT0U0gmV4iDDfMViIVZuqE7TRLr/lz9gG7YTuH/V6251",
+	"/AOoDJPQkAjkvz6+OBx+d3Z4+v3w8PRk+NPx2fnJ2ze+GkwrE//lo428JzAgl1DLc3TWASss0l2QHWOr",
+	"ho97LhPvuzYMNafhMBAoOmA0P050PeVCm9MOT0BVFigV5ADNNHvnTHt1bUmflAmb4uecpy52Y945QJwN",
+	"mBY6EZUFt2muABbOV9fiQFoezeaaE7mZbdWVRBSMRlgQpej6aGMqZazIN9hxvcIRavlDQcD/9aM+ZxFH",
+	"eD5UkP8vDwWcSXIjh9eUhfz6v24/+JtNl6qqH1bwo9VvAVIs1B0984u6z0NoR/5hiY+iKVZWXSqeSshm",
+	"NiwNBJhIARHu0wHycynZRymTNIIjTbAugwO3zam+FiQk1JFDwnZacwS3gsQNJnod7rVMGvu6E3S+iGX8",
+	"Txv147FR/9GsvV/cpLlEO7inkhINHm5rrKrxcqMNwUFow8xVm70Bsx+BEAJp/o6PQPFK4HSMS5dZbh4g",
+	"x2KqxPRMStehPhn/070tB8w2t3xDrgukGBRQs4KEKG0lq9IpeYHGV7iXY91bIJLf1Zy5pqXyzqZGgxL3",
+	"YGtchHg/gXX9jIg0kqXAgJBITCND/w9PIaMD0mtEH+32tJ1jQ2yCWI+vMI3wSEdNrOfQ55dWfnZd4TX5",
+	"t3o1za2HFfdHY56y0EOUIZ4marWhQBvYFdxMVr66Cr+lXFqFTht6QD4HpU/J0HWxVWtyl8/MxhUwa1oK",
+	"gaxaED+xyS4si0D1PfnvzA9KdBcEKHOSi0hsHbUEI9+7s1eVfMiYJkQMKYNgcTVfSBMSyGGa0EKkQ1yM",
+	"dEjldNv6ycxi1IS/zPavFOkuhEkIwQsfR2ot2xzGUP/HE/o7+a9Mav4Gj4JB2un0niZExJwJ3R/wm4CH",
+	"xP6eL/IbmOU/dw7/s/fyP3svSwtVv6Ry+p+9l3axegSQtr9ROEDDv8UJH9OI/I3MMI3Mc7Wfb9Ru9N8B",
+	"VKOa4igibEK++cfs5bzuwXBG5JSH35z39p7WJZLmwC6j2TkJOAu1ngSTm67CkIRVX/KreFQf66vt1PiQ",
+	"zimbRCCTbqEfCYkVI9pQTMzATV1/QUDfPJc8wROyCaJ/mPAYLnrmH9WqoF5uSMdjU7e4spDGvMQjLEKu",
+	"2KfFAnC5btg/tcKpQKypzOmPR8dIwXZTcTFBTBPmUcKvlfAs+fLMGbWUEugsoDz3gOru0GvSFOYcRSQx",
+	"tmygE5nCLhRwcSC1HFDyXaptunjh0PqnQOs7/Y7rlslVxCxTGtaZtevayT1Ktq2MWje+whIneWuO2ijM",
+	"Hsz4vDgj3Ag1XIj/f86tgm1IkjAcOV1HTDeUejcR3Pmqj+gwxOgVvyJKplJCZQ64yjYTHun6QVRCZRmT",
+	"Ub5WhGe1KYk5gkWE+TU5VG+VALko1e6xqqnmOGtIReE4P36uUKgcKb4yHdNF0zqKQMZjok1TzqseEjxR",
+	"QsOG1RhOT3QciwceMH290b/+1//OCyw8EUjhPQhTq+dz6KuyGKvfCZKcqfdu3avkeLNXqQO9MI/kMWuv",
+	"Lr7be5Epss41N7AsKrcZuMpovCgmx8UZT9Odeh5zaEhSvezw2EiK5Ul1tyDD7ycZcm9kjAlqVK+E179m",
+	"dRnyXGanQ+XieWlYO+daJW1Nsmhm1BTwPGexH1ZK+XRWnYHNc8+1Hh1CWtPX/5ChNI44DkmIlOi6hY4h",
+	"qgp8I9pMgUPwTJVEjtFcqtPafd7r7qyejKGmMAw74hO+FQN+ZTDUf04JnUylGrtjeoP3lHo/y7p70xme",
+	"kG39si7iok3kFr2ebf+9d9MNds6i4L+P56+vQU7T6eWFIbQJKU2IE43d396OeICjKRey/7zT6dhY7JkC",
+	"4LbagNi+/G3np9GO6Ix+jn7/5f2b+S8/nyW//ByNf+4+n7/97oe98Luffv+598M06L0zW7RAtpEwDz7h",
+	"NQ11TnGnIqqYo1uJMD9WASRHpFo5GjTAJwJQGqxeOpTCuGB0VfsN7e3EEK+LJwSpldQbG+y+a0u9qykU",
+	"F2DgVzPeEMGUFhMiSADf8GM28T3kx+FY/SfkwY3voX/983/qp7MX4OO9mOmdm1NbRlut0C53nPCZ1oQU",
+	"jnjGISxdkAYRprPaZTtXsbYuugYzkFKwDEGxTn0vlHgy1uWbfHvsunacopFDGuoKctt+7cSly71MCA8p",
+	"PjNfXKgPbotkoG7tYBoodLdSpw5uXIFnBJyy4BHMNDe40yhM6BVJ6k+5QBJWOsna5eWdqmFN0LchuVLC",
+	"of/x9N23r06Oht8enh8P3529uq0jLR8vyfx2rYUb0lJeyCm9IZGJWQLyKqxar9TxgKdRiEYE2bJcazVJ",
+	"zVHLM4q3c2JlBMjuq4v7dtnZ7fIMHXRoSfFMCsSvkaV+oShQzc4/f+DnH5Xti/72dkLEVhDxNKQMJ3Ng",
+	"RSGZ8W09r0YNyMpqmG8pq7/HSRz2fsfAUkMHdULCOk3160FP2RWnAWnPcBJMq+aRJbzhKIOILrkVKHHb",
+	"kFptYDOcImMc2lSWsY1S7Hpvb6/sEaov5LO13a5N3i6HhmfLbyQEBZZSbeWUbfAJ+NF0ew410gHCaUg5",
+	"CnSzJwjvoSHhvodCHqQzYn9N8LXvhkRYXIa3Fa7j69pwCFhdFs1bbq2cOeby+BL4lyJ/as1Dc28VksKd",
+	"jXTIdXby6jblg7dG47CzP97fG+/sdMd7e8+DUdjd6XXI02cYPw93nz9/9qyz93wHBEc6I0LiWdzqd589",
+	"6+3sPdvtVKVVJ4a7WlbDWeHHOrEtqg2Xvqjij7dQ7qgXO4QL05Jl/PvDdhdtTMnNZiYRapNNjBM8I5Cw",
+	"5OupTRxfBg1fLSni13kxJ6WGap9Y7TocONZkedyoTzkLxYF7y3R8mlDSr90F0vKXnGIGgTpTniYLNNzG",
+	"8ho5WNyledlBFo4tO6TGe/UO7v2aLvm3zIpDmlrM0kjSGCcm6A/56qFfUmnVb61+a2MEIKrp+6ZfaFIC",
+	"nggtNR+ADU5N5iogSjC7JLF09ZACdPWsSykRrKEeWBKHWOKsl1y1SIeOstzzWlDpwFQEgJT2501Z9LSp",
+	"Cb4ZorY/vsmSX9bCzTRYySeyo9Zt7w0PybGt8PXJZehLSykVim+c35ZRLRNRXdAK2EyhWX6DULSvW9E7",
+	"ffT7O/s2os24Naamhl6Lp9Ik7Xe9FmVxCoqhdg+2+q3vji8qbtJyNrkW32xDLGDc6lVoNgo/2V6l319c",
+	"nEIQIxFZq3orYELeTVt91/LUosxCRjycO1Krrmxf2NlzJdopHU/oxqjWid0DYp+QVJBwqBRPu3UhcbIY",
+	"gHvdX9yyrhnM1e1JUqZQqrFrQ3ZYdahbPL1H6UsoAHe9Gt5ZhTzOiFFWsmJfUQQ6ySKdI7+Ct7qZm63y",
+	"WKWHutCeriLPQ4Ik55f3lRlvr8BDFd3NLklTR7msRmH9Y2uEqNYozC7NQy29cJnWww330j0qt8BKIS8F",
+	"6uw0+8mJwcdlTVF0VTBz9u5RFk7diZaxhKQAuxIJKV5Xi7wZKnhZdxNzmYpH6G5gKU/KQ7WtgpCkjOmT",
+	"cgnkGNMI/iEuaRzDv64xVDQGZswCEkUNlYrVfFa9qS8BFvEJpM0FPFKUpvWX8d4+6Ywg2ihOiEuYK3ka",
+	"+NKUWYZIfZO/Aq8acqIISDhneEaDoQagyCIGoOigwq22qfFp+mrDgtpK/qWmN4DldUfOb3q0ocYmB1dy",
+	"UGfz/foxZ81qoc6IFwl09HFegNU7b0ATH50K6vCkX8sU1PnibUwSrMMUjCKW7cViJ4fP9Dj2s+PfUhwJ",
+	"3dQ9hWAH/YOaOkd6U4PVFNPLD8YePImstUhDJk826C6surTspiocOjLvn7zQfDfi9S2BXLypc//X9qVw",
+	"vy8jTCV3NhdAfbSBaTuIsBB0PN9UOOgHWMADjUi6eOumru6gj1kgyILILOe68O0SZhc0rLaB7TRznArm",
+	"rlVt1wHKSlZHe3hvNfmqcdw32DRXGdSst75xYQn/Pq5U49GSbKe0I0De4lulL2VxlgLyFbaWQ66KYOUz",
+	"aSLc7iWo02maLoRGkfWvWBMOLQQcrGKVHZy8cDmP6XSrmCQkVAeW9hr2YMMxF3IZOzT0kS21icsLEVhG",
+	"0+2M9p93LdnPF5ATZ918V8uun2J6rxzeXa3w+VYXbPG+VnsPq3ybUdlyVnsTdTLcZxnO6dfsWS1cQiZC",
+	"F5cwLVWcX4F2ltaQCWDLF5ERqsoyTPaF1nOXcSYF8OED0cvmI5nhG+f3vB70jLLa3xuNq5nYsS7viIvl",
+	"7vNFmxGHC5oUQMrMNDPr1niC7YnWlm/MJZ3ax6XwHEludJPgG4kTokv/RFpfA3tiO/uzRlu7JPO2xev/",
+	"FlynxsSJjoYG3yL8R+k5v3NGMt2vDXmZXkunZy6zBtoqxoZeG4kwe6PM4HIA1OF35pysVeljyCG1Zc74",
+	"2LYfxxOC1GK3Km09cr9iHbRzJ2Pd07hot3O7sOcurlrjo3Z5lXcANVDRDMtgqnZBTJBTJHUNBpwEU0RZ",
+	"EKXhwoTJykzWpVaeLyA02oA30DbKlrx5gDo6B1lpjvMValXr7Rh4uJsvzu/lwHYgW3vIWfTg0ZQEl2s5",
+	"/mpiqnVkogKY+ktnnNaUeC7FudbVsl0liSsvZmuquZq/ukt4mzv9CkCpTcMCqGbvZfCBv9lkWAecRnCU",
+	"x6rctyxXnXEGrgMzTX1aUO0aVi/bXuGEhcXVD78YiidszKvc0YiB9VreYl7ZyIWsK3U5gzekMvvAEUvd",
+	"2RdvbKEsavfXgkSDsn3jjOAQOkiJXJfP0xLcncDPny6nlo7j7vLfqS51UUXTs5dHaH9375kthoF0Spmo",
+	"soKQxISFhAVNae0sy1xE+btoY6+zUx+DtDAN8Zowia4TziZZBiK/ZjoLsXY0sMLVUPG36vJJMoPkWdPH",
+	"yngQeaIbb+lOzIXo44WHoiEFnQ+MLb0qCNkuW43hEnlwRNaQK+HXCwr2r2RXFxKzoLEBETiFIEayFoRV",
+	"ItEgRuQlSPIwDhTh4FKo9e8gf8yTEQ1DwvzNhmi/MUkIC+rYLhy/kDSKUP4aTJTFXGggUdZOBfE31z24",
+	"MztqbbaEBlLjsVkg0tBDWFjftP9z2/R9b5+88JH2lTXsXCbzIZTMWJD3x9E1phKNdFdd+EYhyMZub99D",
+	"pQtV22myunDwC+oX6j+WVDa7xm9IiOCFLBQiSif1kQy1sTN+mrC+8RH0Danp6ygNNZITopE3BKz7hHHZ",
+	"hrzk1qph9rArx+Sfpcxml6Vw6AuIp3PhG/3XNbADWz364fztm/Y5ICK6JHNFxzzkz3CkrjUJ20q/8D1F",
+	"krBLlCDfcQn1XNSevZIpoOj90/1ONyuElIcL83COEs4lrML/y/ZvKUnmJpRGMTtzSJ56pmhIwyON/NWH",
+	"xcPVHfyhs972zjZdfp55S/jsBAHoCw4sv+iV81rZVdngCaxHtgb8OSPjhIipoRDriOuJ/jIrTn8tk+HO",
+	"b732s+vj03nn4vLd/t+7/xjtzi56/O+XvyTPf2Z7wU+jp9+L7qvwdHxYteaWBix2V9DBmqs3LysOVr9z",
+	"TbFPi1KtG3cRZCaIwBQVthXAQPDOgUKC1O37IbLinyB8FQqBZl0lAsyGxWHVL6Wh1U/ueOpvd0z1tztu",
+	"jZzn1YrJSxnSt5xHr3HcKq20Tpl21930PDKSbf1TvaWmp2lWNaX6fHUB3ZHMnQ058xcmK+zK2YKXwa8W",
+	"p3hE6pWTpX4kp3rXQhVl1VTJXBDKG1/VWDvuRaWzTdLdPZRtQ8W0wsrqmqC5UCOqakCQSlZeSr/1EyXX",
+	"xHFyXtm/q1DqLkru/mSlKUOQu6tLbpnCYo4+H04xC/l4PORsiCeEyWFC4mhuSQO8oq5BdEW0mDec8lQp",
+	"Jh2vNeJyODb1EoZZZFvrnCfJ3EOCzwiUGXKUny10yBBMg661RBxHcySmPJE6nS/g7IokQscnJITHhNkJ",
+	"e7uetWYPMR1CkRnrbLe/R5hNUr0KotVo/Xtm0+y3jlN1FtunOKHCBNhBTeLhNJ1hCwOJJxk95cnE4sRh",
+	"MCPoPI0hfgQICZFDBQVYLAApq1hDWAg0Ygi9qaG3pBnw7un8zadVIxrB8yfCwFh9KKw3OAMxlGt0ZSa5",
+	"hV6YgoNqH/XGnWakqN4veKkwp0A0jAiSUypQxNnkAHV02pItFIWoQHw8rhfr63GuqnkoDJsShrDa1BMB",
+	"Zg4QXuvV7QV4VwFtVifomir81juZYTaH+GQwRANwIAYG6cGqoM8B3dut32oV2esEclsfEl5Rcx+e6FbY",
+	"OoZ7G9Ptv/oHyJStnRHMBPIPT4Yvjl8evnt1MXz99sXxK39xcED1elWB8u3RKdp9huwrSOJJvkWfML9B",
+	"7C9f0BpMPjl8c4jUG0i94oz67uKoftgFt7oGVUJDktRNoUQgnkpBQ5LXK38iUG+3PYW6UVAbM89N+/7d",
+	"68M3w8Pvjt9cFLesmxjW3p+cotSbD2uISv3FgnZmxQs9oVfQ9B1BERvTdWTFe11Hs8oTr7C9r6JSQnYG",
+	"NThYg/A1t9FbSJEbDrKBgC0iQAvobe2RLcL+pYUHraRwT1UH8/rahpfNdTNPXdpPd/6vrUxYKSbUwHB2",
+	"ny9n8uty0k9heB0k04QJZPv5Bi4rMEwtazD9/NlTt4F1Zx1+V3RTLfdTLWRwa61oOVs6RAGWOOKTlBi2",
+	"REO04X93fIEUO9JliP3NjClB2k89T1rFG3ePHMtDWUFrwnwwHMWy/e1ZeS07e8XsPdz+/cPHnrdzu9F2",
+	"WrB+7HnPbzf/+h/3xPicxbn47Ret6Zjhtvy92sZ9PR65mGm5aY0r4F4TS1uVA9WESVcI14VetxsDbOOw",
+	"nu48fTrurtGftZSwBklpUAMVMHcrb1hp1YKT9im/JskavVdK7Vi7Nc27G8Pt7ti5u9ac8El5D40yzEP1",
+	"3AZfZV277QAniU5MVDLYev226wMv795b+wJP7tZPDBZSaqxtkNev64btoQAL0qZMECaopFckmq/YIbty",
+	"NZajfBXXm1F20YkfwUtVfCz0xe0sou01VGhpJ91VO1lf4MnJC7Hmyamj0SWTGblWGIgEkSD8QEwNxCKZ",
+	"0rHCxPkYNHXOROKJqfi34z2r2oyyx4uqmGWMu1tbdaW577LX0ihlnoO5uZobCQtogJo1utV4hiWZPRFq",
+	"x8KzPUTQBlYaq5Co11nd4XmBJ2dkvLyF9AWefKEaGIoLfYHWZ/fD6fJKl/fM2u5YDsIcd43kpq4Y1uVH",
+	"45jgRCDOENY2HnA5WvawlO417nYNfvyp/HIpb2q4cp9HR/OslB5EAGltqcuG3FpFfyuHxH9lnKMKfIJn",
+	"d+yVXjyNlzQRsh1RRpDQZmVIxtfivRU0e0pWn41I4vgb9A/6+jcXsjVVa+vq0apLaX43Bm10/Pr4sHVn",
+	"8/RjLct2/2Jv8TA+Nr6xBtsgePaa2Pj2MjtbUcx+zCVJa917BTguKi9qwfmh4SquKG4XGhisdQvrLkpN",
+	"G4L7o0rLI49XFmhz1KrWXW0smfyALE1Punipi3sh1vK1s7y/H7FNz2wOgHPwpoaOIpzPvP2qmJ0/vw85",
+	"2zn41QXtbAlNMPpSsi3Bsy/V3ne5BNkpSZCdWwOtr67f1pdgWP/mLKbppj1k76VWM0NSJ/zl2UsNRLRS",
+	"1VBrAWKM97y7NuIOsU7zIuHEVCCAtFmitLQsPM0k0UKZIImTCfT1NIWDQKLloS1fYIbTue86/dEm3p5L",
+	"DPEbZodm0PYMsxRHlv0V5oq5oBbyN0Bs5orEZEPoBs9AYisT1xdGclIiW684v0RprCvjJ7rvWE2NI7uw",
+	"rFBSaVW93cZ1VRvlHopL05BlymPdsNo2+4IlgJVVt10VuoJ/FmttKlu8pOdTHseUTY40OG2BTCqGYi4k",
+	"mWUXxMhPb2FgPRCKOL9M41YhgRJip0wUbVeH1GowbiugfbCIMFSKvtOcQ8+mS/LpX3S9r1/X0/g/3NHC",
+	"sdNYeaIx7N7aJ54IZN81PRMhaIVK0wSUkXULuv/xukgqrBylNJJtynK7/7pwsddykYTzXYLj6XqukuDe",
+	"mLRza6oGr8r+PSQICfN6jLoR/YHCHN0+D42I4T+QGOQ03mzuX7cot1nU51q5sfcCUSY58hWofWR6r9nO",
+	"4fqAZ6mQaEyjyHRZhcPWUSw6QMtEog2Y3Wixe5NviEOvTBz8TaeTtJoXkg4g+k3LCaYIilnPgIHbSL0c",
+	"kbHUdvoDnb4EPXgQVvTRtKye6T6Cq/coKZOpJl9WvlJ0jQUKeExNxfNKB1V4/e4dVF0SWVsdrYxgT4Di",
+	"jyLohrw4OswWV1xiGAcPwaMVKZd4H1+C59HSpixg0rUzr+FyLAqppgBMCWm8AhfxbG3KnEwUDrXJYbmw",
+	"86ihiqV7/mGB6Hcnx+bxDQ5kNIcKrnyc0QcWIl8B0u7YtCA11xWanPspixMeECEUJvq6s/Y1FUTf9iyz",
+	"aMBsw3QhkzSQaYKjaI4iekkMZXkizIgmZbINn9b0t35oMVTXWwOXt35DlzoGmWvoVLqx0hINWzX1sYzg",
+	"qnRnkO3+lGwfVLJdIL+uJ/sdZuKejiD1CZNUzqFumo98S058jawOuteR+6oV6t4ln2Kgz0I1073KNcXG",
+	"FWsTDr+DvEuq47I9dD2lpjanyb4FQWFEEHAgybMWDWua4qx8VomsUg+0Jzqj5ZrxPxH6mSDSibd6SX/B",
+	"8ScFpN0pdGp1I6/GG8Wl7kSiIbiEXFtSqSuqZCHDoo98Nbdf4HlPhGlj419RQUc0onLuozihVyCf+s4M",
+	"flGmeyK2FK5Do7Ei1QftpzAeFfrVai9ncylP01FExRTFXOiYGZ4maBTxCdShtwO1+i2zsnUM98tw/o7x",
+	"cGbrdVHdy+FwUHtNrMk7ZRERcM+0KIwZwuGMsk8hIC4UF5MRhX8/5W8vtCKdExLWVjWhTJAEKiL1MmlF",
+	"k/6S9Tp7rwzGbyvaopahlZ5vy5YAF5jiK4JGRGncZrD6TIxsFZXkAZDAnHls11iuTjEkY8rgCpoOsq7o",
+	"KKZQ6xSkIrUWpQDobuYb0AtK84cxTwLib64iX1pw5MtdRCqazeJ/2i4ene3iT3PE5E+1+k+1+itRq1cg",
+	"u1/MhVsk/l8gVNHlLo39ulfyFz1Sd8aaLoq7Ox3uGlVpcODLRA9i/Q+ggJDL6fpGB8w6R9EhqCPGVEQF",
+	"qrXv6DN14j4MzZ/yiFTUBX3MhQbtNQeINq56m38q9WWB4nNrvVX6meWJPCrmdsEvCTuzpaPLpWACIkRW",
+	"64bMf5iOvgvoW/rDybvfT7pv6Ik4YWd7wdHJ05PZy86PvXgnPPphf4vsdLYEnTj9kylr9bvPFdxsiRr3",
+	"ydPObuHZXYvr2B7OBmbfEpwAzkFLaJ01OS1363bJVVfRKodc2e7ZhtxlXa3N33oWGPy20Ja8mS30gCo+",
+	"L07THP1a6Pvf2hn3gi7Zx+3d0bOwvRt0SXsf90btbtALd8jueA8/HeUhs06Hf1Ohp9jTfxGdrgu3ra8Q",
+	"khWUceqF2A73LW2Pcluyr8Etbmtq+LjoWCNduzjVVMktZZJGQGr1cLoVOTKf1ivPdTj7ccF72QpLS6Bs",
+	"EoGudYAIDqbIvJ9xdQwsA5jKGUm1jo9ErFiT0rETcsVtOw+hax7XF3xzLkFeeNnchrri8PZ+LO6NWpGt",
+	"CudRmLZwFGW41MLTLKJO8HxnVucSpj/8XVtwg3of7l6AxYHbIh37sZoxmsN9C6dX2wwVi5DzBIkUEMux",
+	"bhjHfpyQdpzwK6ruVW4HOHp1AoYRbRGS0NmRhIgyNHc7R36qpcKiT11KcQmZHmUDteZiIDxaq4JXjuiL",
+	"wpebygLmAQxfT9ini7oWxTODgHNjDSxddHHAVUaT9ZR7dQIvoCUwT+bHTNaZVVclHp+efH0/OLDAzFKA",
+	"ajbbUsB8IZtHzeF8frNHleUuSM0q8au7Kvpq418Q5l9LjkBGPmtLbdvywPQGKfohPDSlkymBKLbEZJcY",
+	"EVGkMUmG4G1Tl8T8d4YZ1rp7Jo1klQRLQlt+he2aVrTRuBVWteRjZ60WTF2LoZTLYfKGRr/vaTghNT1w",
+	"CMOjqM5v9j2PQoFwFBkAz+o9AU0tL5trZ+nF3rXtQGN9XOMErcMSsxU2t7iSObOdRdRtbwGFNWqAndPL",
+	"ANmwxeYzWVgLMzseLXaD6A52y6tS7cuXEb9GWUHMeij/WlRizXqykTL4QcrTp9bENAh3VxIDlWaCNKFy",
+	"DjWs9RJGoOMdGjNH2cb3Hkv8dkaLiu/GD+8vPPT9eW/vqafdF0rCbVOGeGIV1E1dBpuBTdp85l9LPvzX",
+	"P/9He3ZhV4Ab1uZi1quDo26hFL6uEFsVze261OhUq7dK3Q04kwkOJBoReU2Irutu3x3h4JKw0ANL+DUZ",
+	"qaUzCYXwGPSDl4wkYmvAjk1DHTlFI2JcZQmJsJKfbHE57etD785eIV8Ja9tXXX9rwAbsL39BCpiESRpA",
+	"3akBO1dQJyHi0EMSikFKfEmQr17kCf0dfuwjrW4jXXQbYGaqbvcHrI3++ldFosRf/wrQ1kXrE55OplZP",
+	"6SNdbCrQf27jVE63QbiDWGFTJA/MGGZeAuvfAPstHjCEBJgb2qkgyBcSzLcKNqc/Hh1v6hCMDGYm8gSu",
+	"vkwTpeD4AQ/NF/ZrydWw/unb8/LCAlPeyzcG7YDA8nialJAN8AwByu100IyyVBKhVC1bOVPNoMbAmXEk",
+	"x7dE45t2e9Ytw3zio4RLiGXgzBQrSQXZ0nA/Najx17+qH3OMFi5KZ/48bQ3XU+GYtvWr/gHCZl04UPin",
+	"3qJSANTBZoj+9b/+N6Amv2ZQfDFIkwQKNGrDfhu9p3LKU5nppRshuSIRj2eEyU0PvD6mS6kCkxTZjFnd",
+	"xqNXJ304EKNugBprXZGo3QZNAhXMHKjdhogxJay122otJmbM99SQrDCcnq7dBu24MIy+HMc4mObXACKp",
+	"NA453SioRIyQENoy+Dft/Ilfiop3+h75mwcDpl5ORxENfPemqbEQgyiFUF1KHGkEvWnj/JqS0Ff0w7yt",
+	"2JpuMZJ/tIUOB8xG0fC8CUlhWHGtoLnb6XoIZyE3ztbyN3bgTAbMr7bryMjImTqTiM4ASyDgK3A3BmH8",
+	"6qlmuiiIqMIWHIYJEcLTV8Ldot4hvKrjqDbgmHiiMHrA4OwO0OGJM4mHZji5JACuRKnBMGEfYep7Oo4I",
+	"IzHTo41SxZ2MPECh08vmFgJaOmB2obbhJNSuokQgX+3ylXrahv/3PfenM4WQjLKJoSruE0GkP2AbQhtp",
+	"Nw90VV+FTDCZJnQAcEW/d3v7yM+3oA5cX9QzIpN5+3AsSZJB/iQks5hLwoL5gL3NQZ4Dg9o3pA/kKpbq",
+	"+vnOh+0fyTxrIoLObPeP7CoKdakuydwbMGjaoPYHzRq0c2+u7wXI23YbmlDnkygoqFdJ2If6pv4mokxI",
+	"gqErTZ5lMmAaSFnvFbtP6IMhLMOD5jsQcofjODLca9s07fgb9LZAG7bV0GYf+drVpz5YqTGIN2C+djv6",
+	"lmc7/UwgdlJiGvmI3MQRprZ6MBbEQ37e3cPX3eMM4Sg2bRmwDME05PU18HVfoV8/+JAdL7QpvdhHSDNB",
+	"aPGRtdXY8LchAlTJMgOWddPI9CwfjIExTvCMSJKITV2lbWHDEIisBUZpT+EUTygDYHtI8ETaOD3dDW/A",
+	"Tm1nPys2qPkVMVSSV1fP6Ttr2ugqIaXb6XhZmeTe3qYTCzBg/kcQEj0EmqEHjfG8vD2e+V1rjOqia21U",
+	"/0upobfAzqDlYIyFvmtKKKDCNNRTR80TCQeNUcBnM9wWREFKUQEoDcbHShXi1yRUoBGePhTdexIc3XFC",
+	"dM8ajfZtDW0lCxIWUjaBSQBGdppSYTgk0pHWZTTKWIAfcaZ5q7reJhgHSumpK3x8gSc+2vAHrURjcEK0",
+	"fVdj8aDlb24hKJ9syw2rAz0Zt1+rKRQbMVECumSf6WEMiCl5QoQCnJA4MkliOU/o9uCDcsY0ePQjGhDj",
+	"a6XAbsaUJK1+6/XJRa6vqD+UjG9jHFtvZ4yq4RiJkM4cIAkibIInZKaL0cspOjxpxzoXVBca3Mr67fRb",
+	"jpStlBnb9LnV3epsdXSnULBWtvqtna3uVgcaI8op6BXbUFmzrdMmdO9BXlcs7TsQ+0wmnBJ/dFXqmCSC",
+	"M2yD5NWDQolvU0M/nUyI0MRZyWsoC4YzMcIDZlQwK7db1rfb2dVXQgkzEJihjfczaH61eWBXNMUC2apt",
+	"RsMY08mANVQcRD6UDvSdGOVgip065WoNhydOqVidoAPP2ym7ZPya2QSdjA+fKB1VC2mHCjpHOhdFQduS",
+	"nkYzV/7KtsOdfiTzrAc9EfJbHs5NkoviK2B7cXgA9E3tf2zl3c0XqanOEk1YfsmIbfq6WFINyNHrdB9i",
+	"AXrqqv5ohfW8SbzmF7CWGgbbNKX5KgetzL649VqvuF7/sq+z9269lsvPln33s3n15IXe525nv+mTDNi2",
+	"gZqaa7fXW+v9vK3yqt84NgfAUNfa8CsYeXNypZElT13ThCCwuG5Cx1pFugLOqlwas1YdV2+w/R1Nwxq1",
+	"piJx2v5o4tZuNXmyDXrKaQq6lKVpaTCmE6MR69Vm1GmMo6hQh16Y6uKGqYPdwJY73UJvQNcBPZpOplJ9",
+	"pEhSNrSmR1sVcqCXWSQHpRu1W1fIPov4dRD+U3DuYXFCr/cuONF8/l7LmG1ryIJOlx7zCKQCxXXMxHk6",
+	"SMYaro06DkWqeQLswc1SwXPt/SXEczS/3epRTohceI6dz0oZ6yji40WQ74i8H+wAE+7tuizVAagSJNWe",
+	"P3gt0xp/cRRp34aQmk7eSp9vjCCFeEqFM2kCHfpm+GZoDEtaN9Fih9fcW2BVQlMjeej1llH0QQWHd5ZW",
+	"ryA4fNbrYdM57v2aPC5erOF/v3QX+G5mEFULb6bDQEKfgC3U2Fo9E8tmzFi2R7w1ipiHQyyVFP6GWFuQ",
+	"IEFCpKgSXaWDHsb0Qi9m3XsPLuZbb6X3zunvK71rV3POE2mE8yqeLz5rO4RZ3gMjySulxs/mjkHcRY38",
+	"pKt4AQ9yklurGB6CrEQDYqzKxtQClvh+k+/EmuO30IksGtpdK/ucp4k1rw9YwiPyRLiOSw8JjjCKsARR",
+	"bcaNtTpJtFSg9UyNWoiaBsLgJDLGJ86i+QIdzpzSo1XgzPq+kPZWmD1sIsSAFJ5zvHAaJYJ8hIMpaR9x",
+	"JhMeLaPI8LJ999b7Uw38smqg4zpeQFaWqn6a1GQx5zftOKEsoDGOhK072vpQ4k3bH5fogicSCcljga55",
+	"cgn2WqnTK0HFk3guwMaZ2S4d7tSoyeVEYbkad6bH+2qkdL1eWwvnE1iGOZAmHc4JXqoRIdAGK8kFm/XK",
+	"WONRdO6dyi0kb1+VFvbph3tHFcxAEnQvuMdpSGU74pNmGfNQcX/Bk9wTob5BhMmEEuEhRq6zaDe0MZoj",
+	"n4a+tUVb64DPA5AhrNCpvWhjGkmSDJiVFrRDUsgD5OviP8ZZob0b2jGBNsCZvZW7tvTfmmopfQ/+NL5u",
+	"D/3rn/+jFDWfkRs51DvxM48qRmPKJiRRdM66Y82qRB8lJkmEGvO/KdEAaii84pgqOgOGZd5E3ky0hY41",
+	"mEBjvSSxRP7huxcnF8Oz44vjNxcnb98MXxz+49xHGztPjd8pT4e3PfBM7MqAgUH89GQLnZFxKnCkh01I",
+	"wBMl3ue29wAKfkD4BzixMzoOM2SXeMA2/By3tkLCKFFnl8V17HZ2oMLEiIYhYf4mUnJlxX9unAxY6BFx",
+	"KqdbOlBau/bqbfSgVChUesUn6ysVRwDgVVQF8IHr8lTFomPmZHRBDhxI7dAF4RSc/Rs4EhxJeHydUCkJ",
+	"QykLSWKvrzSVHUw2sb6xulmNmgAwIXc5wQxDU7vbxnThtauHL9hIYY2wj2xZjYuK6TBLvLvHNR1C6A60",
+	"NITINvOHvsgeqsSmbOlWego6W0rHGBrc9xdAUyfx50tenIJaasbXae8Ptz78rabzXnUzisdcUhbavr1p",
+	"EpCaPSjaozag/guFeDzkZ/BVf1jjduOm7OA2y6t2b3urbG2NndlJnwhEw6Uru180UfPzVAZ8Rppm1hEP",
+	"hUkXygqKopzrbxbcFYhxszwJJNLEFByFe0OZkJhJHcKxs7Oz75n43bEwglDdUscJZLrVQKc5LWblNY7I",
+	"mCfkU5Yn+fqL+/CQYp0h/toAUxXtDtEIGH5Z5PhqJD2w+eilR3xil+/KeepZjYgHvxsRryilZdpWo0if",
+	"g2peL7AbqLc+w8k2CeylNX49zhNWOs75moe5trxuAJnJ67Vhwc0BI0ecidTGjdo44w0lH256iNxYv4d2",
+	"04ZEEUIbMJsH3+lSZac/Hh2jK5JAOI2S+AYsISGkTaF3ZyeefSbsCE8EOoNwZGN9muHYuFR4RDwTVSAQ",
+	"KBbM1GZR7FP7ZagQUIW5EuNcE728BeGf7ZoAz5PTOsnTbvyIh+SB3DMGBkf2hFZ3zixGXWOCB8NVdz3D",
+	"VWdnzfcf1jC2t+Z6PvV2Fy7zS8qomCKcpy3rpIzCdZZTc5shnDhvxdOQNNBIlY8MpuOmlAFculwboCjq",
+	"6Ie2oCEBWfPt4buL74fnF4cXx8OLi1fD8+Ojt29enG/au6hrHEgnF7uQurCFfHtfh2lC86gro8wcHZ6/",
+	"ePv2bHh2/OLk7PjoYvju7OQcbRiwD5j/8eXZ2zcXx29eDN+dvbotJSZsrnsHJ0TRNcreQY5oiSoW4fd+",
+	"ShInwZww45odJfxa6WlqAQeuTqZ9bJBG4pIo0Szc5nBpkrp7nd3ny6rSPKSwpIF19qqZpbppKkBBTQ0r",
+	"cp92/s/ptf2iFALqZN8XgeA6xqGeR59lZUeoqLI6yL+CzsGmJAnaMP2B4ZUso1CzwzGe0Wi+6WU2ds4G",
+	"TL+fEEC9WkuMXuEqxvRzXZ6Bp/KrEdzUkpHeX/XoCkkfjlekye9ROFmdY7rEMY82sBFrSjl+T0z20mYu",
+	"ajluVWhda32ytYL8a/KQIvxr0hj0BNt6LETlYXHn/ZQjPEMnq+JOFUfMzWy+/udxxtCKKXluPULoGm78",
+	"MpB8RzkzHQ4gywykiEDH8UvwCIJdGIcDhieYsi10WBo9FSRE8poGed2jCqkBFUGJIgoHKRuws+OXZ8fn",
+	"3w/Pjt+dHw+/Ozs8OrZiiKJEagC7OrSx2+kqkQMmbUPquyAhmJeVNBPYvAKJJB6Jza0BW0+AMCNnMSkP",
+	"IcWf6TkMyn2FQvy9ssQzi0DW5SZW44bkhgSptJn2q/mYkpQhPXPFx+TlyWuQhOHGkQaY6UYA6KXx0AR8",
+	"NqKMHAwYtnPo4tk8uRQ55bUOHSqhIDBon6FC1CbPxXG+qc/huqg1N2YFa+/NHntGYoIhxUN3H4wjpSLb",
+	"7P/VrLMrpedn4LOmWrcp6tMVWqJ6LSHnkHijttwIo5lW8Ve77tmiXquvasDjz4iP8pJWzeZy0z/F1gHO",
+	"p3dM9Rsz8n/82m3vf/i1097/8LHjdZ/fbq5ktT9LmUC/pSStM11DWaWHNVC787tm6UVTPzbjc3bW+jau",
+	"YINOUvaVmZ6JS6MsoXZ+rNoqs4f9yBQNrxda/q4OXyAMdDpMEzyK5krQDRXxwEJJJdfGtPHffIQo0wH/",
+	"CWZCO+42TUcDJTKkMZIc+eqP4UzozEUqB0xyBCUolJSVedoziq1mxkCwhcQsFNV8NuAEkK4GbnU+iyMC",
+	"zVahwdIQKgcPmFM6GEQlk6FpbvATYV7X/Zj8LQTIr96w4UwBj+e2q4Zv8v4gbmFCrwhrjmzMMPCTQxuX",
+	"M5L3mMrX5w8WBJlfpnWjIBejfmnc8C52xt3e/iMK2DtTWAtYuuBKrpaipb8yseL5ENtCJgTPFigceEZQ",
+	"lkYPuC8gL1eX4chH8g+yW+dLciO3yRVhsq3H9ws38YlA8FBAiZsB87NRTFxO6NsML6k2wnCkP0AbPvy3",
+	"73vIp2HfFHQR5DebCK9LfNsHP5y/fWOeHCjtQibzPup1Oh1/wEA6PEAY+X0UQx2EgM8geVdbQLp7SGxu",
+	"oaOIQ1SP9m2ovaCQ6+QPJT8GJLK7qru7+gv37j6aC7WC5nGsYH2uEeQPdJdMKCmcpeIoGhdXZXoLb9Oy",
+	"6FaddCcQZopZkRD4UhZozXho47N0lJReGajjSsOR0OhUK+55LNl+U9xrEe0+f/7iuj6hz5PvyHJBZ305",
+	"Z0mQ7IWRNGpP1NOdI3QxWyFxIreUtADJNt/o9pEIh8a4Q25wIE3/AYjsSLAiMG9TGadSaJ326S76kX6r",
+	"O9QmKdOVaDb87N+2dMmBrl71r3/+j+l2+1H9Z5jtakjDWx/S8SFL32l3ULEiLpBC6sR4s7uCLG/LG8Le",
+	"aqoVfh45vslcqej4VxZj8AnofLcwgwyIWZxBiQJua8aoNdi7j9ycvmS0SZ6ATqDYs7p1SjaHiSOj6bKA",
+	"HGitg0FtKUbUO4JOGNbvWI8JTy6hcQePBegSG5S1xxHkckIdHfUilJaITBAtHvFEknBzCx0u0zQOisTe",
+	"pdt1wj5sYAHl7n3Wu1DUmf6orOFIy3GfdpcMztdJBNtGwmiyZ54b370RPpVgzMd6OVRY9O5n1avyln/g",
+	"ddzILDr+KyxkG6S29skLf9MowyaqfsAiekV0vEwQcaHEEGMIKsvZW+g0qz0EcndCFL6BkR9U86JUDl3J",
+	"nF7r5jKq/SzjI8dW9lro01fY6NPQtw7MSK3OrgzKG4YHroSeEB3HpPdHZWZm0viYM6gCwJpMb9ri1vX2",
+	"b/9jdbPTWpL1A7s0NVBc9H6yrtT78DyjUTRZGL/oCFi51DVOo8gYYkx1Ow5yk1/rGX3Dw0Wi8v0JH8WJ",
+	"Goius6GvLkfJWfsXwavagHEXQxwTPPQLyOhABetqmqTf1W1Si+1gi3goASkPIWPkGtj4BlSx+AZm9T1j",
+	"Chnysb8JnMYW1eOJI0Gp7zjLKyqCwL6FXmqTjf5iyKAurY372jQBVdp2GuqyPU9ylRbczOBLttX81CQZ",
+	"tdYcR320ITYHTDfUzFYG3Xaz5R1ofuMDD/S1zQbKcYDlXRtn6x3BMpn/EY2pUAdT3fb7s50+KiEN9req",
+	"jHYHmyh4hxe4nKEkIx9rC1LmbNZFMngqTW9BUw+55GQWhPTz2q3aEW3Tfoxbmo8hYY8mSP0qTOlJU3QX",
+	"XjnQnbeVXEWMjRJyodBhEkyVCGRGguq1ZCyRWpX2NGTlQb/B5l2dKikuF7utoYLjo6jgcQ7VKGtI/DlP",
+	"pKlyWVPH0nacR347b8DiF7zVtutDnbuaQ+POGme1NWIUurq0m3q8eK124S9Tlb9t/pt5xdvmX3UtHHJ/",
+	"9y7wG/NH927O70Y/fgYwjWCml+VI4XeGOg/s7FdIV+fn37k/P7/TgX5Vb3+1Ff2d3f0Qx1cOxbgXV/9b",
+	"Fs0NFbCFU2wr0abFFLsX31toiLMSYxmhAkk8aXT448nDraDUD1qtxGkIXbsc8/y+81zDUOhYfuFrG25O",
+	"x2t4RtPqjFl1CAMV1pexYEPVKj1CHtK4ChfX6UddGyDhstGvLEBibLihFTr03w0eosUREbmEDkevKELW",
+	"487gADipGI7FlEsd3ytsyWPURRuD1gmjUPPO1kFumRBP7TSgYsBqmxzrqrimQnfb+B1MiW5bnTuGyu4i",
+	"JQvK5b7UXulHWWZJre3LlFgCqCypjAtSWxHzjy/wZBnGwztfdfGkx1sTt/5Wj3g41yHG5la3VtctAot+",
+	"VrVY2TecVY207glzwQUItxPOwy0EzA1a8yhZQsdOgXLQ5As2t/UPXsZ2VeK8ghsXbIhZMVo4B2MAOayw",
+	"a6ce7dJytPUH0fksBOgTCc/XUKp2VQy4m7XRLUSLZTD9xFK0C0rKHmblfCw7t3GHA+ay8y1kNPs+AmOB",
+	"mCrd3v5ToA2c/24aAQiUkPw3Hd4+JdAdaIrFgKUsf2rWtXmQTxMmeCx9lL8lFpAjuBp6kAHzc7VL128x",
+	"bSn9LfQ9ZzxN3G4PzdVy7yZ4jGHYB5U41q6su/gmqCHfUzm112/tFOtu7yuuVVgok7sOe15Unby2evSF",
+	"NXAXb66St08PL46+93QlLsV8TdoVSQiDCjg65aiG6cap/BNN/+3QFG2cvrvYvB9kLcqN22Gqj5ys7zNy",
+	"mVZD2Y+Y5rpobX6ULl8fz213KVsC0kN+nNArU0pPswav1IkLGNiAOS17ULeOumdbfOya5YvsLJq9LQ+v",
+	"TPJ4/u+oRD6wNmGPdiHj+RQNcNuITQ9wj20TyyytxHMMSJUcFGz9w/ZSQqvWTHCk8sBU2M1GG+Qin/Zy",
+	"2dFduxNk08RYGDqh8wXqbE61piUzQaYkPcwFPjVHUHt9PwfLe1QszEBjTQWqgU/pbz8FtdPaohdxhAPH",
+	"NvIEnAlIEIk2bB3TXkeniV0SEgtjWJd48kQgPxV4QoYBT5n0EWVISBJvoUOGaAiYPGC6XyrjMGymw/d6",
+	"riamZhuls7iwDN82sfPRBphsOdgKdLM709lXscEBU5+v3TrkAOGSd1c3rIQeafZC6eJAtfkn2uBwgScP",
+	"lfR+gScnL8TjkSYf1dU6d1voSH0In3K7MqX7AbjHOZHCavnfGCU/D0IQUxIODSf4BvrnVJWebHULbFwP",
+	"e/oPLOvb/d0PqYS7+0ASvWa7iohAWqnmzVBTpiwHeLbnI0+kpZrg+smacAl8pUhV5bjt+h+YWf9kpnHK",
+	"atw+sP3UTLkgSvMqe8OA7quxl1tw5nRJJ+J8ktKa1x518du4LVaIqbKC5IK4qmJVj63GcKWf7KwPH7X0",
+	"0L50s5WVXeoW4F9ZxdusD2B+ci4qtrPfH8yUX88PF6pOEKhKbqRdtVNPgEpBojGiOkc4IUq0DLcWeNHN",
+	"OT9mk4dZYu5Tf2izh4VJU5R8rrf+UTrMPrAkailsrehSumPrN32tIfvbH82/bheWvctIf8nN2uQ7zS/L",
+	"56C9jfy/Fve+BgepXfrnpbLeSm8aoL9JZyOSmDShhZi1bVq/312EvtvClljSpYPXVsBClJmSFkVWwkLH",
+	"pmBtCZqb5G5Ya6ILORED6PeiDQmrOk4NmD6J2RQ8U4/dSfTQqQgAzk+8UQ3085qMppxfti/J/AE0w+/o",
+	"VdGM5pvSRW0zr2+swpdkXqgpqdETci0T9O7slbZsxQpjeSrg9ULfNmhwxFlAsoAZK9DjmjkpyxKxnauR",
+	"ZUqvYuqCUpKA4u/1qEomemAu4cy0QFBxwfaHzaE+A/BrAqehonDiLiYSiJ/WB7uK7ghhJ8kEMyqwSW11",
+	"R/DQaI6UCJ4V3RI8kT4S+P9j72t7G8eRP78KERzQzp6cpJ8WmATzIpPuns2iM93oZHdmdz1nMRJt8yKT",
+	"OpGK2zto4F7eJzngvtZ+kgOrSIqyJdtx7MTJv9/MdCyJosiqYj3+aqqI1CNWTLhiB+QSu9lCgg5gIDuQ",
+	"dJYek9j2uu0rZh4dQVo7dCwztyumg5gn1CYPoA3qiBY0AaBIOSCZRAgC1VZscx5+94PU3DQkzEN2fF7I",
+	"W54CnFm4lKRTy38gmYSmwbVbytystxugtbmMu2Hl8otgcT67Z9uS/i1CDiChMOxCxoX/ETLj4/3atFsT",
+	"7VUfn6vNcy6pfu2iJPOaDVYjzdQVtRYnLa4venXf+qJt+kVCOljqEJnd4uePQA0eFV4XJE4A136el8PB",
+	"5SXFC5dG+cFGi15OJAVLmdCcZspnSiE6dCibD4KuZhhcsII1BkHqMxxDaEX3EgwiNxQq5LhQ+yeuZg2b",
+	"R9ujwT8OeY8YnzroiVDcM5EU01wjaIxRlUnn9P1l99XbP3d/PrvAoCK2N3UnwgG5YJrChXOhNB0WdExo",
+	"nisyNIZWT8TQnWPqm7lRQWImUph2/4ZNY1cAzQsS2/OyXxZZjJo/nFdcEeQ195VuGY5+6ImYZsYim3YB",
+	"IkTZCo7YAYb0eRrvHxBoCGS+C3Ap/f5W3S/hKUhNJRgBhXTQgSx6wrV3by0ACVhxV11XwRQfpxwkXKMW",
+	"DTHcl+8ttp9Pi21eY492IbzU2RYK5jCnKBzqTsUlwYO+xqSSgY7vydmICsEym+tTKka4JteZTG5gFHwT",
+	"ShAUSVx0SwVoEFwlUgiWaEgwt/1sU6YNjaYL5BKO2Wje4aW6zPkOaliBGq5Kbq2ktUJNTEg43l3rDvQT",
+	"RzlgH+FBYvY3NJ0avboL93QF31JNxj4Q5t69V3s9d2rwqXcrQzlpKTNxalBCBUJgQ55VCgX/TuWh6Yn1",
+	"CdE8t5vcE5reMEXYYMASzI0HWD1dFj7pz/t/Ap0Pi0/wHYgzSX5hk5r2CE278H5jgiumXVYKgALHpbCd",
+	"z9K4XZDYft6VVe5yuAJdpyc6sVdyAC7Y/GzhgvGT8GpEfHN7XpBbmpVM7bfXp8zS81bVmg0n88/w0tM+",
+	"i11u/gbYtc0/5QMTfLCGt7aBnRsNrgvgNUoyfmu5izRbSKfn/g91jN1RzA1jmbJMnbQZLcfGaukJKoDB",
+	"w55i+9YFjPBNumq/TLiouBIMuYwq3XecCSAr2ESoVDSzle09ERpjsbw5JuiMcVZdbFQEnsUngW2J2kfV",
+	"5b5goERE0D5CmflEpPCtgIz46IkB5VnVbf/t0Wszcs5EauyNbinoLeUZvc5sQ8U5qXhuGwMGUgmhq7zk",
+	"4hnD/vq4G0UpVASnoV8fF/23zfY7DV7sBYoQUlSjIoSXlh+am5Y0f4f3fmHKMGyLLeO+3nVWNIvziLrX",
+	"Q7cEXJJ5BQs4I47qrpP7C6cxSzldwWte5pmkhjDhgXpy1RJP+U9TYhcKlbywHqgn5ETYwRXpxO41/evp",
+	"j2OAoqYChnITAB9zSgSkQRsJlI65wC5lnTdHr6v37h+QCzPVnnDNyqBXR+hd6k54yogeFbIcjhDzGtcD",
+	"pHTc5neHYR/D4Q6AQR20pSx8XggfRDq2htascqsnPVjhLeEJwRIiS4P6hq39iXl4af9/eEO0chPBlNMv",
+	"9tEr8+S3J4P3tdil/nKXXeqw7Mud6UAGGxXmuyScwXE+tpLAyWD8e174wu9LnORf2JAriP1RMuAZq/Ug",
+	"9tJX6YK6uo+zTJYpF7SYBi0+vSABgMBQpnl7y/qMsQE0oepGhUM5ZzxViuljwjVWaIGjOCIZZ4gUForw",
+	"gcxAm4wnVFM55odoHRmx1OcpGkiH8X4E7aABp5pmmZywFGQCtmqCFpCYCMP/bQbPbRWYF+gRoZmSPQHY",
+	"AyAECwiSW82p+gSjJjkoxD5PY2Jd36SwSwxACkGuwIxrvDkhBh9dT/Y/kPfaykOc6UN7rnFl2pDhq5XH",
+	"08EIyueSiPncWtkvy2XCrSSU2N7nKJyaxeBSZzWKxtBNjdLKiEB1+McNmy5OB72eaqYsJrGRmpBo5aHR",
+	"MpnQzAmKzpujN9ZyFFOUK/YSFLoMsIFyKW5AJ71h0/2oJyq3peCDAUtJfIbc0jUKRxyR+Ldu+Ev3E8xO",
+	"HRMh4ZEYC2b8Y++4yqXioIj3BNWaJqMxEzq2E7CgxNelJnxMh0wdECi4TAAQFvKmOq9fkYKKVI7x8/er",
+	"KvucIl5KC4w+MOkHnrFVAPRhPc37fP8A2BqojyywnqsBGfvGZlG1YWEHTe/f/FBref/mbVRD0T/t/pN2",
+	"/33U/aHf/f2PN6+/9XoH/8Iffv/jZfT2LuD6gYT70+Gf9o7/aME74tlcO/v5bZsnxDjcxk7Y9RVDs/ut",
+	"e9uUJ1Kp14+aOFCPG8iJMFxOqOUpFOMDJKUm/We2Te+MEtLe2wJbwAeKDKzdjCrUpgj5pFmnnRBUTnpi",
+	"kXISHxOjlNl2RrXt07In4pHWuTo+PKQ5P0j8yw4SOT68fdl/aYeEK/3KJ3xISy0Pcb6xba3hDkKbHqmM",
+	"6WFe2BO2Px4sk9PQvIecK6wgg7WQgpGRLIsDAgkOTh3CHWlTihYJhEu/Kdu2Gqo3tSgKCnffbnJFBLuS",
+	"jbNj5cJ8KFY7h1c6c3EAOHrb+ztelJnmOS3c+8zZaygSuMWq8Bg0ic1PcWR7rBhtX8LxTIfsgJxiEX5P",
+	"xBfv352f9i9Of+t/OP/4vv/TP67eX8ak8/KIXPCfTsibl68JVURJKVwdVUJzQ+C5MVHSyLlh7dFvQU3B",
+	"suCqJ9y57Q8x1BjMmewauVKB4ph0/vr5/c8R+fzLzxH5+fxDRH5l15/3I/L53YeI5Bk1n8e+6ohc0OIm",
+	"NVpCJz4Yp7FRFM4u/27+StStsXRomXJJOhcw3qfhMCIXn9/sw3/JLU+ZjMi7T2e/Gb3jt4+Xv51UhwPL",
+	"jKnzl6uLj4Rey1tmbKXI2Ss98ebl2+ZIktmL8HhvNzDGbgcPB7IYd1Oq6R3Z+G9IaZvqwwpjhn0EXr6+",
+	"Y7L/2yesUONikkWHaa2sFn7v2psXcba5WtAJPD13EFteB7q/O7Mju9yP288vTn+u2P2t4fb9Y6Nf0GLI",
+	"CpQn3kxfKgSoSKHQBXiIKysMarKAtIgC8KgiMpvRbWv6PcgJr8cRWrCe4EMBgqYmQ+qSw/C1kR2k8+bl",
+	"25pP+ip8VzUwVwgaR1VPwEpCpm8QVscmKIpQt6jEqN1LRME57O53WfDkZIE9kFaWBu7utcXBnbCGDdUC",
+	"D1lStLotqLRyEqB7upgNQdMaYzVjOp0L1fREGNhEz7HL7SKnnuSbQ7u1wK3hydRO1sVnW7PDnDfvcfLC",
+	"Xj9hQvUoypU7b2XFc0ni2CfBQichRvHIkiBep7LAMfauRhSUwVajZ+u2TpuJ0+oA3fVq4DW2er2sNTy7",
+	"XN+/MdPUnEuHtvMIZ6tUeVU3H5APPNOQ4BIzobmeQpTR+eVyWjChIU7QiYUUNpVLy7ybsVuWBSNFkCxC",
+	"AQXMhUmSEc/SggmMd4J4wv4o+wfkEnq+kusq/n09JTE0dY6wkqclwnxWfemDhJmbYpvBUq0ckLXznr6H",
+	"Z9sisnaVO01LbCPabhEhqs218svcXiDmtrE1qG3eumZYe9UYcri1Gwshw6B70V7X/aNWtfWES7MctbSF",
+	"kq+8i+xpAdQkIfdWchKlWKOoxEuVtFzSAsZzhyFE2xvONSBSEbmWkNYGaWqCZerA1g3aAqqsHMYWVt4V",
+	"C/VETTLa5LOZsOg+ZNkBm9VCwiN6yyrw3gYRC+2CC8Z6Qmk6hTxfwF98TYD7FUkZyyHYu6B7jCOWXY29",
+	"uvk9TtmQX527sNH3gOvj9pFJKpJulhIrBE+t5Kj7cuf0pZXNu2pSB+Snkme6y0UgzwLbC0dyeapqqjQb",
+	"d10al5EVgnGIsCbG8OsJL7MgvFJpTYUtKcSelkUlxxDiwefBYqUQFi36inLVDAqMcwskxgr2nRTs2Rf9",
+	"LKe4ZupawWCrb6/R2ABClwCEbkvsqX2Djh5XMO66IbbmNrYYYw1Q8ZX23RLk32y/63tXJS0WVa6Upyaq",
+	"oFTICqughhoQmbNySIyqEpZTo1qDruQ29cgm4BkFqSgzpoytiODLr161l//U2GB7ismdC3+eJv89jwqk",
+	"dVm8ntlv9QCerAaMA/cdkwG9lWa2TGF2f+DdBbW9hHgL/GaRcqBijxbJKCZjw8jWT+wYCgtfzGe0Itkk",
+	"DwZhs3rb6EXNb/daMpreHtUyml6u3ILXrTluQpuTw9wGO9OXIpvuTiNXs3/PzYrnSR0N5f4GPDTzpQJG",
+	"JjZNSTF9QH4BJI3AJG8+YBYgayQ7DKmRPBqWRtIOovFf2yB+MEiLpFY/u1HrFvhzqWH7hY2lAzAEvvOx",
+	"f+C8ytGOnipvfIIrHyPzGhqE+BNtAdZEsirIxGaNzQdDjFi0m2tbjrArd7Aam1f56PGkxo5bi2vt28qm",
+	"IuzeY5uJZ9Ye1IHtGhGndJJOHUFi33W1qJSuQUaHLbZlO2pDsj24hmQNnIbvxN8K5nB3+m+0o5Smut2O",
+	"+ouckDEV0EJKRaEnAiCTzGmFEZPWTGx8zSW8ZavJCeGLnsdmn5kDg/idXUfY1bbadSVbBiVrbNp247ct",
+	"A6AbtBdbnAhg+3DtlF28Znn1/DdvLEIeDL0X7XXrfz6XaPkVHT43E3umwdkmQ+SaDhvs6oQq1uVCMaG4",
+	"5rcsmzab2o3gmK3W9xUd7qrxfUWHj2N7A2z/d9P70WLLGmhyK4a3GfRO+cLYITO1aLsZFzdES8L1se9Q",
+	"GVremVTMPdZuayPPPVNTe+HurW1om224g53duMJHjyYgdj0me/ctW9nGNhu3a5FYh9hlZhGRRGayLGzu",
+	"vX+sLVp76iJDWIJvPm9EfbB0dUwOnImj060cno9jhT8kb+xYx1QX/7w7O4Umu5Ap6xrqVguxI5gYcsFe",
+	"KCInrjK7mEZEYWiGpVzLwjbvYF9porMpmYyoBvS+5oaSv8gUgKgajLaVw4mLKMON78LqsIvbtDrcCz9y",
+	"1QriZ1YbEiOeWCPJat4BqQWkA8RGSz1iQkOP/zQom6ruW6UuAcElblnoFpKDmZVrJ6daPcDW99oR16I9",
+	"D8ornuaeN2dpr7H7f5j/9a063Kp8Ve9N2YALjudjADfDQ0yqN41lS25/WmRLXS+ws1oViuXPb5YlLjyE",
+	"lFkqYZ6YUujnvQaJVadcu1h5DxZV7DLZjmliLsSkepZ0XKHS6edzxOglKpE5IzlPbmzDpXnB8zl4+Rb3",
+	"vXrNEllDMzksmTmanT8V/KtPhRqgOWO1J/6DArIIt3tVujgEvNz26v1foeOY1dSxr3vwdACTQzKa3KgD",
+	"clrJo2C6Xi7Nt9MBO76hVbGZ1ywNbV5Br94A/esfWk2fef1ipOPNK+67VdQAsNZ5bcvvRdpjdujRzBZp",
+	"Vr8ahTyg5DGdklQeg5OjkBmLbMsBo3wF40fmD1+vQNDRdWhMzkM0JA7Ro9ITY5orIm9ZYf1X/hmHWV1J",
+	"J/PnyzdkwtMhw6AIwkcwBHEaZBAu+oDF8F4e9wQODH0CSKmYwgYrftqKadIBoa3If/7P/0NY9YkAdCvz",
+	"ifttEcXpWbiCW83yDd7TKsWre56M4L6Y1uZ9X6J2tGO1xsXIhh7BDE91RaQA7JVWAqzpk/6uZVqlw0+u",
+	"i+uFTqnTRUygymQEKA6DTE7aQAKtTrSSaro8p3abqmnT8rRSuN8w2xHBobzBCE+J6EM1wWgA/iPuzQEy",
+	"W2ImK/4VpJryQHy8qM2nU0G+B1Dn8zrsF3jVNklDZgv9IjDDiIz4cOSh8p+UylrYFWzd8ZonrlSsCHIp",
+	"wl3HE3Hxvr98ZQ9OdULiW644tNvw6Ib2eB/JDJKop743Y0AbEYmZoNcZS+2DXLsHsqyZSH61M9simeAr",
+	"FhGK/e4nRRspVaNrSYvUzX4dyeD6Ni0RCGKYMd/jicjr/8kS7fsLpCzP5HTMhG483i7dK9bpbuQffhB/",
+	"wWxjav/JwdL6n+b5z10KAkv3KqqL7Rf3Ke9DQ6AYy/4xeFMd+dgtCOr3eyKGP7pWC4n3T0gsyiyLyYBm",
+	"mSLXNIHgb3x63n/3/sPp3z5e9S8+vXv/EWCecAqEK4BPdGhQ7rtcjy6LyTzXpEsFLVKv2QD67YuU0IEx",
+	"VLEJV3sUqUYmm7dU3fAb7r4V0udOFrJtiqTD4I5mdLxScp65L1Qixmx8zQoMeldt3pvPhSt4ybPIvNtm",
+	"z/An3MXE7PDyJiZARE8sq86SruMv/Lv1HG7LpTPrY3s8L69Ma8uMY3S8s6lxjI4fKTfOrEqLKmg263tq",
+	"3HZT45AoG9hjaWIcmDhzZ9HSZLgPkOaGiIQVvLx5lnTQ1IGeDT+aX+J9cs2gJ15e8FuqG84nmwGHn/EY",
+	"0JUPlQXXulHtm7KgGTGst0+AQ2VANdoMzUu7gj6GnP1ACWetq9Mi5e8khM2XbKRjcFvWllvi7Qj2DevZ",
+	"bl93NVlqDUapS69Dyw53b0kbEkrZ2NYMau+UbVEBGrhRsE9sOIWnNasSWhl2GiKNAVjwHEkpZNkL+w3b",
+	"Iyv7hkumN09au9VYwouYF15UrkdhNq17JXsN7yU4Dc4UttKRpSZxSjUFoB6fJ26U0jkc4GNLVSPsSCcH",
+	"PeGGhfZ7RDGm7D3uQkSuHXyQFIA7lmRlytLWmiz/Tc+jMOth+17OFGRFi4q3FluXr+9rXTZDsdQA6MDD",
+	"6CHxWlBZ3PVZ8Nm75V4vm43VG7mCwoiWqWg63MYsPINU0+nEZk1jKKb2XX1DfrRptZ0YW3a3Avdy1UdI",
+	"rqZWWA8DX+M4+hLl3ypeAbsMT80zUEmuSpS73+bFeU10rlR150Q4oGxQMixoPiIdK72hyZ6D38BL2Lcv",
+	"k5MwxpNQAVDvPdGJzf19c0Ofp3FEJpDRhAYS9JuGpsHu+v6Jz9OWwsWmx4juhu8z3DxiyQ1Le0Lpokx0",
+	"WdAsm5KM3zA7lRe28ahvvg6PmsEhLWOc6yD4lEgx4EPrXnaWG7Sud2vxQpEYVCA8k5pLGZy7BB/ZXZcJ",
+	"zu+x3CZ2ddrC73jIeCJ8Nm6U3USv1RWxtsiSWp8Sw1l7KzlZvNQJqw/90IeK4cY1y6JzoVih0dpoOLUA",
+	"1sdojvA6MYyMhsRSIoUDhuzfsGl8QopSCOgkpAkdUi4Ix4F9j6ED8ivUCA9kkbAf4SyEmzMlScEU007N",
+	"xGEr0TgZSeXblFbJ4CTlgwF0+KoQikY8z2FyjHSw0Cr42AgwJSIUbNCdzIuY/RMSB3pU7LoLHfTEuZ0i",
+	"D9bJrsX8eoXVCp2kVFqOWdFVZZ7LQkdEUchvsMwd9QQttRwDze9Dtyb88hkkDGjsShg1cnzuhaUwajsA",
+	"/julq0FaGhJYoIXPnNp+R3BR69vhs3TcYlc70o7CJzERZkfA97z2wljanoMKeZITquzOQ9ecFNflySgx",
+	"5gtbOHtFjaYloOhky52qmr2uIwsylDI9IOjndecQ8LFDD5vI4gbkDSILuIeh7Ygos+ygJ36aF1crw20v",
+	"KJSuxPTjdDnaSSDs5YdX85G0pMz6KqQL72pG1dOwWyikWzzPbbt19GB6VIv+tPMF2Gtu6XotitwiLnJ9",
+	"znrIjwm9Vkxon64CYVWXwwLNOdrqpdlkmQHTaLIg9JRWNcKzrbTMd5WG2Umr4OmJNvTsEOg/LZESGbZP",
+	"5kJpRtMFBdshjW/PSHmk0u0lzIVLkG6DyZ4J8vW6dkUzd7ef84eebtcJetS5v9ktInM+qytQRXp7MbYL",
+	"rxqFk86ZzKf7cW8v8trD9TRwiTi1wfvKfkSnWtQTdUX/yDfcgWY8LSdPC8eDnuEWpZGB/dXNeioey2Eg",
+	"8+lzcRJsWW/yIn4V/ryvhQ/cCdBA2+JM77BMCzrQ6ICUEzHLdmGuhnfmVTxV1+IV07YLsRI0VyOpFTgE",
+	"FLllBdRRvjyZHavOvEPJFClzMwfosSwqRtYFFQrrgA564qpCpwAYfqpulG9IeA+/4weUpTvtezRzrPyP",
+	"2/Q3wmos8TUaypkRIe+v6HAZ98I936LvPskN+ySBkW3sYQNyygy3SEY5lNDNmw61rImAozUdYjmo66H3",
+	"6giV/BvGch/YpsM52cIFUZrlUOLNoSOHxTc3doZFaPNV3gtMArLcImj22HnT1kKabgmw6fyd2jWVf94h",
+	"YMw5gI79rvzX001COr9zkDJU9Utl13QBbIa5xyrWA2wQjN2fIKHCVnyPKc/g1/ZKgb8pzI35ngpy91QQ",
+	"WF/zq/vHTG5IRpXuZ3LIhX26/sPi/JA3G8gPafriQmard0Q21PHFPPCtbTiu+hTq/BfnP7Q8rRkd3y/j",
+	"Y5uhCfP1y7MpgFmfViZFqeoJcfh3S0IcZk94sXSY8oIlWhbT9qQ4BH6A24FdqVJ8KBhWtI2oSLtyMLAQ",
+	"PgqFmCw1yivVLqfe+TfvkrzaNgX6r15Oin5rCBMaW74/RawhyKJNg81uoNOGLHEg34KLhOc08/fv/R7Q",
+	"7rII2YXvtmPuf6EsxK+WJAYbdsCKvpYx6dhFOA7M7RObcopqPMbJjaoEWCeEg0e8J6AtrMIbXSKQLZXY",
+	"j2ycTNmKv9PP5zbMOSiYGiHeioosUGkVyzNzPSCnZcp1TxRmwr7lDzVL+EJZPH+zuGdUpdLwZAK6tZlY",
+	"KbQsk1GL0wxeZAhxbwWwV9i6yUiSgiWMu8V04b9wUU98T4FqCVvzAqu13+hR8UAxxNd3022ftC7sY5Ql",
+	"UsxKR8wK8M9A400xR0uZd09dhwcfKLp3l8VYL6JnvgZM8rqwOwTlbK0ogR+xzQ/5kWlwQjL3DmRwYs56",
+	"Y7FD5tH8nrm7771xd2Ws7W70qf2sO+72nNlnoztsixvnBXWFOODhvBRRWvqED0I1kSJhwZ2KWSAbjMPe",
+	"yhuWHpBf5LVMpz1RzRsk/1ixzBwC1rlr7B9CLSxYmbOiD2A4zcfOo9HJriV90I1SFth/96KpslFEZ1NC",
+	"w00lw4IKDVtf2C6G4VVZ+EyB2mMnRAApkZSNpVNwDN30xDzhWB+eudyFn7vws2uJbdWNJop1hI15kD1x",
+	"dnr57tOnL/0vnz6+71/+45ezH8FMRwQsmQGqx5gKOsQgi1OiXHt/TFtQmuoWDyJuhjent+NAdMNvuHzw",
+	"efARdtmzPGShB+/BSuZ/fThgc95FybkQBgjp9ZYbg2AACFB2Hvhsu9F7mvMrHH4XjF43m0tZ6FbTd/Hu",
+	"uSHs9B7C3+E3vTrmgq0PdrDBP2suHCPr310r+0z1qEkza6CepbZpRUUow5ro6GCB+ebWfaVUyi/2YH8q",
+	"bgOcb8NGP/w+r85Eniom7Hok5Y3CtIHDP5hIoXC4f8Om3xoO6wZ0fqz8sQORGzYlnUJqUMox+ebzp8sr",
+	"4l5gSM/e271h06C8rQ50GU5kXSz2P0MNvmaFGf5//Ou0+0/a/fdR94d+9/f//t/2GuEwm9XWS01dzn9e",
+	"XmdcjVjqsxMskmfge4l1wYdDVnTth8ZETgA2GsoJpqgi2HteKCJLnZeacNUT8R9jpkcyjQj4ISJiaToi",
+	"RjOJnG8j7VP9LSYde5VkcsKKbkIVSyNCS41pFomUN5y5IUhayDxn6QmhPfHXy0+/wJAkpwU85cvEjVIE",
+	"C7J/QM4Fifl4zFJu1AvAK0PfDoQ8jWby6uhVlexRlILw9IRw0ROgGvWFTMPn7PQLMqHQSyknWpLXR8T6",
+	"agGQHXixC4VvCAMPWGQ2xuojgUbhKVXUE+7rzF24RgOaZVCVYSHTXh29atKL7Fw+ZHLyK27TlnSj4A1m",
+	"2UG6hKN97U4mk+5AFuNuWWRMJDLFbIY7D/8Boi/foj3NvurDPKN8vWlesa+6OUnk1TZW5TRJWK5Z2goH",
+	"WgoowPhfJSs3ejC8+u23rXwPEGvT18wyBTpxm6j+hXJM5kn+1devjuzJLNUfkNOemB0HbzbiRfGUwfPo",
+	"CyYFgwSY4zpTOiZr4GlkoB05j+sRcCOaZzJYJp6f3QHMxbUsReoEsjuGjSxPKhd+QSeQI+uANldQA1hx",
+	"647Gssj2jveMXnV4+xI0VPv2udPE4nLyoehKY+gVshyOnGUXEVkWNYc7eKnLomBCB95qe04aad8UuU5k",
+	"zlJi5scT5hwsRsrmtNDCbHMnnmjZ/8///r94BrvxKlVlflQI2QceGVAKudIoVoNR0KaZHwDQAX3o8sQG",
+	"OWwKbYjzRD2gVxCvbRqxGcY+8ll9gwK4OzUngRrJCQYCecqCsUPY1fk3/J2rkmakqtGzs+58YTTRULuE",
+	"uY1qP1iajA9YMk2y8D2Ymjn/hvPxuNT02tCEz4D0Bd4uc3JmnK5VPxpXeR5RIC/kLU9ZQZKCpUxoTjNF",
+	"OhdMU0LzXEXk9Nzfo/Ztdsek4Jp1pcimEWEiKaZGShPFksKC7rpIvNBsiDTQNJ0vpYDvgc+P7PrA0V6w",
+	"RBYWfzTjt4ywW0PkShcOPdBpg19ZUuoFn1uBqta6Q2E/MuhW5puP2SGDdjLzQ34GyeBFo61/VSBrgt6b",
+	"9IZVKwtzry/LjNBpnjodmm/OWaGkoLV9Pz2HT1ERpLXmrPBpk45ZzaNdLKVvXHlWKqArpM8AsMXJlXng",
+	"CZQ5g/mKPIAECBnSpRa1fFaZck0yOTSfZB1uEQo9LpSLLpaKZqomzlKuVyBpj4caPKsqUNc5wZVnkqYs",
+	"JXxMh7V62k4mE5pBWTGEsgtylsky5YIWU8cHSvDBgKVVwzH7QlCMmybb3sge6Mh+CPMc4ZbSqPkabzcr",
+	"JlhWf51t5vft92//PwAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

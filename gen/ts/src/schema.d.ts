@@ -739,6 +739,31 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/flows/{id}/tags": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The flow id. */
+                id: components["parameters"]["FlowID"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Set a flow's tags
+         * @description Replaces the flow's tag set (at most 20) and keeps every tag's `usage_count` in step. An id that
+         *     names no tag answers 422. A changed set bumps the flow's `revision` (and so its `ETag`); the same
+         *     set changes nothing. Needs the right to edit the flow; archived flows answer 409 `invalid-state`.
+         */
+        put: operations["setFlowTags"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/flows/{id}/versions": {
         parameters: {
             query?: never;
@@ -1268,7 +1293,8 @@ export interface paths {
          * @description Inserts the built-in templates that are missing, keyed on `system_key`; running it again inserts
          *     nothing. With `force=true` it also resets every system template whose stored definition differs
          *     from the shipped one (name, description, icon, graph, placeholders); `usage_count` is kept.
-         *     Categories, tags and icons are not seeded yet.
+         *     It also inserts the missing built-in template categories (customer-support, sales, content,
+         *     automation) as system categories and files each built-in template under its category.
          */
         post: operations["seedTemplates"];
         delete?: never;
@@ -1354,6 +1380,30 @@ export interface paths {
          *     The editor then asks for the template's `placeholders`.
          */
         post: operations["createTemplateFlow"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/templates/{id}/tags": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The template id. */
+                id: components["parameters"]["TemplateID"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Set a template's tags
+         * @description Replaces the template's tag set (at most 20) and keeps every tag's `usage_count` in step. An id
+         *     that names no tag answers 422. Built-in templates cannot be changed (409 `system-resource`).
+         */
+        put: operations["setTemplateTags"];
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -1580,6 +1630,199 @@ export interface paths {
          *     Audited as `media.delete`. A storage that cannot be reached answers 503 and deletes nothing.
          */
         delete: operations["deleteMedia"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/metadata/tags": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List tags
+         * @description A page of tags. `search` matches the name. Sorted by default by `-usage_count,name`.
+         */
+        get: operations["listTags"];
+        put?: never;
+        /**
+         * Create a tag
+         * @description Creates a tag. Names are unique case-insensitively (409 `already-exists` with `existing_id`).
+         */
+        post: operations["createTag"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/metadata/tags/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The tag id. */
+                id: number;
+            };
+            cookie?: never;
+        };
+        /**
+         * Get a tag
+         * @description One tag with its usage count.
+         */
+        get: operations["getTag"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete a tag
+         * @description Deletes the tag and every link to it: flows and templates lose the tag.
+         */
+        delete: operations["deleteTag"];
+        options?: never;
+        head?: never;
+        /**
+         * Update a tag
+         * @description A partial update of the name, colour and description; `{}` changes nothing. A name another tag has
+         *     answers 409 `already-exists`.
+         */
+        patch: operations["updateTag"];
+        trace?: never;
+    };
+    "/metadata/categories": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List categories
+         * @description A page of categories. Filters: `entity_type`, and `parent_id` (`none` for top-level categories, or
+         *     an id for the children of that category). Sorted by default by `order,name`.
+         */
+        get: operations["listCategories"];
+        put?: never;
+        /**
+         * Create a category
+         * @description Creates a category for flows, templates, bots or channels. `name` and `slug` are unique per
+         *     `entity_type` (409 `already-exists`); a parent must exist, have the same `entity_type`, and the tree
+         *     stays at most 3 levels deep (422).
+         */
+        post: operations["createCategory"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/metadata/categories/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The category id. */
+                id: number;
+            };
+            cookie?: never;
+        };
+        /**
+         * Get a category
+         * @description One category with its usage count.
+         */
+        get: operations["getCategory"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete a category
+         * @description Deletes a category. Built-in categories cannot be deleted (409 `system-resource`); neither can a
+         *     category with children or with flows or templates in it (409 `in-use` with `references`).
+         */
+        delete: operations["deleteCategory"];
+        options?: never;
+        head?: never;
+        /**
+         * Update a category
+         * @description A partial update; `{}` changes nothing. Built-in categories cannot be changed (409 `system-
+         *     resource`). The name and slug stay unique per entity type (409 `already-exists`); the parent rules
+         *     answer 422.
+         */
+        patch: operations["updateCategory"];
+        trace?: never;
+    };
+    "/metadata/icons": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List icons
+         * @description A page of icons: favourites first, then the most used, then by name. `search` matches the name and
+         *     the tags.
+         */
+        get: operations["listIcons"];
+        put?: never;
+        /**
+         * Create an icon
+         * @description Adds an icon to the set. Names are unique (409 `already-exists`).
+         */
+        post: operations["createIcon"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/metadata/icons/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The icon id. */
+                id: number;
+            };
+            cookie?: never;
+        };
+        /**
+         * Get an icon
+         * @description One icon with its usage count.
+         */
+        get: operations["getIcon"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete an icon
+         * @description Removes the icon from the set. Categories and templates that name it keep the name.
+         */
+        delete: operations["deleteIcon"];
+        options?: never;
+        head?: never;
+        /**
+         * Update an icon
+         * @description Changes the category, the tags (replaced whole) or the favourite flag; `{}` changes nothing.
+         */
+        patch: operations["updateIcon"];
+        trace?: never;
+    };
+    "/metadata/stats": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Count metadata
+         * @description How many tags, categories and icons exist.
+         */
+        get: operations["getMetadataStats"];
+        put?: never;
+        post?: never;
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -1938,6 +2181,122 @@ export interface components {
             code: string;
             state: string;
         };
+        /**
+         * @example {
+         *       "id": 5,
+         *       "name": "Customer Support",
+         *       "slug": "customer-support",
+         *       "entity_type": "template",
+         *       "icon": "FiHeadphones",
+         *       "color": "#6366f1",
+         *       "description": null,
+         *       "parent_id": null,
+         *       "order": 0,
+         *       "is_system": true,
+         *       "usage_count": 3,
+         *       "created_at": "2026-03-01T09:30:00.000Z",
+         *       "updated_at": "2026-03-01T09:30:00.000Z"
+         *     }
+         */
+        Category: {
+            /** Format: int64 */
+            id: number;
+            name: string;
+            slug: string;
+            entity_type: components["schemas"]["CategoryEntityType"];
+            icon: string | null;
+            color: string;
+            description: string | null;
+            /** Format: int64 */
+            parent_id: number | null;
+            order: number;
+            /** @description A built-in category, seeded by the server; it cannot be changed or deleted. */
+            is_system: boolean;
+            /** @description The flows and templates in the category. */
+            usage_count: number;
+            created_at: components["schemas"]["TimeField"];
+            updated_at: components["schemas"]["TimeField"];
+        };
+        /**
+         * @description `color` defaults to `#6366f1` and `order` to 0. `name` and `slug` are unique per `entity_type`
+         *     (409 `already-exists`). A `parent_id` must name a category of the same `entity_type`, and the tree
+         *     is at most 3 levels deep (422).
+         * @example {
+         *       "name": "Onboarding",
+         *       "slug": "onboarding",
+         *       "entity_type": "flow",
+         *       "icon": "FiPlay",
+         *       "parent_id": null,
+         *       "order": 2
+         *     }
+         */
+        CategoryCreate: {
+            name: string;
+            slug: string;
+            entity_type: components["schemas"]["CategoryEntityType"];
+            icon?: string | null;
+            color?: components["schemas"]["Color"];
+            description?: string | null;
+            /** Format: int64 */
+            parent_id?: number | null;
+            order?: number;
+        };
+        /**
+         * @description What the category groups.
+         * @enum {string}
+         */
+        CategoryEntityType: "flow" | "template" | "bot" | "channel";
+        /**
+         * @example {
+         *       "items": [
+         *         {
+         *           "id": 5,
+         *           "name": "Customer Support",
+         *           "slug": "customer-support",
+         *           "entity_type": "template",
+         *           "icon": "FiHeadphones",
+         *           "color": "#6366f1",
+         *           "description": null,
+         *           "parent_id": null,
+         *           "order": 0,
+         *           "is_system": true,
+         *           "usage_count": 3,
+         *           "created_at": "2026-03-01T09:30:00.000Z",
+         *           "updated_at": "2026-03-01T09:30:00.000Z"
+         *         }
+         *       ],
+         *       "total": 1,
+         *       "page": 1,
+         *       "page_size": 25,
+         *       "total_pages": 1,
+         *       "has_next": false,
+         *       "has_prev": false
+         *     }
+         */
+        CategoryPage: components["schemas"]["PageMeta"] & {
+            items: components["schemas"]["Category"][];
+        };
+        /**
+         * @description A partial update; an absent property is unchanged, `null` clears a clearable one. `{}` changes
+         *     nothing. `entity_type` cannot change. A new `parent_id` may not be the category itself or one of
+         *     its descendants, and the tree stays at most 3 levels deep (422).
+         * @example {
+         *       "order": 1,
+         *       "parent_id": null
+         *     }
+         */
+        CategoryUpdate: {
+            name?: string;
+            slug?: string;
+            icon?: string | null;
+            color?: components["schemas"]["Color"];
+            description?: string | null;
+            /** Format: int64 */
+            parent_id?: number | null;
+            order?: number;
+        };
+        /** @description A colour as `#RRGGBB`. */
+        Color: string;
         /** @description The paging fields of every cursor list. */
         CursorMeta: {
             /** @description Pass as `cursor` for the next batch; null at the end. */
@@ -2111,6 +2470,14 @@ export interface components {
          *       "node_count": 0,
          *       "archived_at": null,
          *       "template_id": null,
+         *       "category_id": 4,
+         *       "tags": [
+         *         {
+         *           "id": 3,
+         *           "name": "AI-Powered",
+         *           "color": "#6366f1"
+         *         }
+         *       ],
          *       "created_at": "2026-03-01T09:30:00.000Z",
          *       "updated_at": "2026-03-01T09:30:00.000Z",
          *       "data": {
@@ -2147,6 +2514,12 @@ export interface components {
              * @description The template the flow was created from; null once that template is deleted.
              */
             template_id: number | null;
+            /**
+             * Format: int64
+             * @description The flow's category; null when it has none.
+             */
+            category_id: number | null;
+            tags: components["schemas"]["TagList"];
             /** Format: date-time */
             created_at: string;
             /** Format: date-time */
@@ -2195,6 +2568,11 @@ export interface components {
              * @description Required when `visibility` is `team`; the owner must be a member unless the caller is an admin.
              */
             team_id?: number | null;
+            /**
+             * Format: int64
+             * @description A category with `entity_type` `flow` (422 otherwise).
+             */
+            category_id?: number | null;
             data?: components["schemas"]["Graph"];
         };
         /**
@@ -2258,6 +2636,12 @@ export interface components {
              * @description The template the flow was created from; null once that template is deleted.
              */
             template_id: number | null;
+            /**
+             * Format: int64
+             * @description The flow's category; null when it has none.
+             */
+            category_id: number | null;
+            tags: components["schemas"]["TagList"];
             /** Format: date-time */
             created_at: string;
             /** Format: date-time */
@@ -2291,6 +2675,11 @@ export interface components {
             visibility?: components["schemas"]["FlowVisibility"];
             /** Format: int64 */
             team_id?: number | null;
+            /**
+             * Format: int64
+             * @description A category with `entity_type` `flow` (422 otherwise).
+             */
+            category_id?: number | null;
             data?: components["schemas"]["Graph"];
         };
         /**
@@ -2509,6 +2898,90 @@ export interface components {
             zoom: number;
         } & {
             [key: string]: unknown;
+        };
+        /**
+         * @example {
+         *       "id": 9,
+         *       "name": "FiZap",
+         *       "library": "react-icons/fi",
+         *       "category": "general",
+         *       "tags": [
+         *         "fast",
+         *         "automation"
+         *       ],
+         *       "is_favorite": true,
+         *       "usage_count": 2,
+         *       "created_at": "2026-03-01T09:30:00.000Z",
+         *       "updated_at": "2026-03-01T09:30:00.000Z"
+         *     }
+         */
+        Icon: {
+            /** Format: int64 */
+            id: number;
+            name: string;
+            library: string;
+            category: string;
+            tags: string[];
+            is_favorite: boolean;
+            /** @description The categories and templates that use the icon. */
+            usage_count: number;
+            created_at: components["schemas"]["TimeField"];
+            updated_at: components["schemas"]["TimeField"];
+        };
+        /**
+         * @description `library` defaults to `react-icons/fi`, `category` to `general`, `tags` to `[]` and `is_favorite` to false. The name is unique (409 `already-exists`).
+         * @example {
+         *       "name": "FiZap",
+         *       "category": "general",
+         *       "tags": [
+         *         "fast"
+         *       ]
+         *     }
+         */
+        IconCreate: {
+            name: string;
+            library?: string;
+            category?: string;
+            tags?: components["schemas"]["IconTags"];
+            is_favorite?: boolean;
+        };
+        /**
+         * @example {
+         *       "items": [
+         *         {
+         *           "id": 9,
+         *           "name": "FiZap",
+         *           "library": "react-icons/fi",
+         *           "category": "general",
+         *           "tags": [],
+         *           "is_favorite": true,
+         *           "usage_count": 2,
+         *           "created_at": "2026-03-01T09:30:00.000Z",
+         *           "updated_at": "2026-03-01T09:30:00.000Z"
+         *         }
+         *       ],
+         *       "total": 1,
+         *       "page": 1,
+         *       "page_size": 25,
+         *       "total_pages": 1,
+         *       "has_next": false,
+         *       "has_prev": false
+         *     }
+         */
+        IconPage: components["schemas"]["PageMeta"] & {
+            items: components["schemas"]["Icon"][];
+        };
+        IconTags: string[];
+        /**
+         * @description A partial update of the icon's grouping and favourite flag; `{}` changes nothing. `tags` is replaced whole.
+         * @example {
+         *       "is_favorite": true
+         *     }
+         */
+        IconUpdate: {
+            category?: string;
+            tags?: components["schemas"]["IconTags"];
+            is_favorite?: boolean;
         };
         /**
          * @example {
@@ -2942,6 +3415,18 @@ export interface components {
              */
             file: string;
         };
+        /**
+         * @example {
+         *       "tags": 8,
+         *       "categories": 15,
+         *       "icons": 20
+         *     }
+         */
+        MetadataStats: {
+            tags: number;
+            categories: number;
+            icons: number;
+        };
         NodeError: {
             code: string;
             message: string;
@@ -3349,6 +3834,104 @@ export interface components {
         };
         /**
          * @example {
+         *       "id": 3,
+         *       "name": "AI-Powered",
+         *       "color": "#6366f1",
+         *       "description": "Uses an AI model.",
+         *       "usage_count": 12,
+         *       "created_at": "2026-03-01T09:30:00.000Z",
+         *       "updated_at": "2026-03-01T09:30:00.000Z"
+         *     }
+         */
+        Tag: {
+            /** Format: int64 */
+            id: number;
+            name: string;
+            color: string;
+            description: string | null;
+            /** @description The flows and templates that carry the tag. */
+            usage_count: number;
+            created_at: components["schemas"]["TimeField"];
+            updated_at: components["schemas"]["TimeField"];
+        };
+        /**
+         * @description `color` defaults to `#6366f1`. The name is unique, case-insensitively (409 `already-exists`).
+         * @example {
+         *       "name": "AI-Powered",
+         *       "color": "#6366f1",
+         *       "description": "Uses an AI model."
+         *     }
+         */
+        TagCreate: {
+            name: string;
+            color?: components["schemas"]["Color"];
+            description?: string | null;
+        };
+        /**
+         * @description The whole new tag set; an empty list removes every tag.
+         * @example {
+         *       "tag_ids": [
+         *         3,
+         *         7
+         *       ]
+         *     }
+         */
+        TagIDs: {
+            tag_ids: number[];
+        };
+        /** @description The item's tags, by name (at most 20). */
+        TagList: components["schemas"]["TagRef"][];
+        /**
+         * @example {
+         *       "items": [
+         *         {
+         *           "id": 3,
+         *           "name": "AI-Powered",
+         *           "color": "#6366f1",
+         *           "description": null,
+         *           "usage_count": 12,
+         *           "created_at": "2026-03-01T09:30:00.000Z",
+         *           "updated_at": "2026-03-01T09:30:00.000Z"
+         *         }
+         *       ],
+         *       "total": 1,
+         *       "page": 1,
+         *       "page_size": 25,
+         *       "total_pages": 1,
+         *       "has_next": false,
+         *       "has_prev": false
+         *     }
+         */
+        TagPage: components["schemas"]["PageMeta"] & {
+            items: components["schemas"]["Tag"][];
+        };
+        /**
+         * @description A tag as it appears on a flow or a template.
+         * @example {
+         *       "id": 3,
+         *       "name": "AI-Powered",
+         *       "color": "#6366f1"
+         *     }
+         */
+        TagRef: {
+            /** Format: int64 */
+            id: number;
+            name: string;
+            color: string;
+        };
+        /**
+         * @description A partial update; an absent property is unchanged, `null` clears the description. `{}` changes nothing.
+         * @example {
+         *       "color": "#10b981"
+         *     }
+         */
+        TagUpdate: {
+            name?: string;
+            color?: components["schemas"]["Color"];
+            description?: string | null;
+        };
+        /**
+         * @example {
          *       "id": 2,
          *       "name": "Support EMEA",
          *       "description": "First-line support for Europe.",
@@ -3446,6 +4029,14 @@ export interface components {
          *       "description": "Asks the shop's API for an order and returns its status.",
          *       "icon": "FiShoppingCart",
          *       "source_flow_id": null,
+         *       "category_id": 5,
+         *       "tags": [
+         *         {
+         *           "id": 3,
+         *           "name": "AI-Powered",
+         *           "color": "#6366f1"
+         *         }
+         *       ],
          *       "is_system": false,
          *       "system_key": null,
          *       "usage_count": 3,
@@ -3508,6 +4099,12 @@ export interface components {
              * @description The flow the graph was copied from; null once that flow is deleted.
              */
             source_flow_id: number | null;
+            /**
+             * Format: int64
+             * @description The template's category; null when it has none.
+             */
+            category_id: number | null;
+            tags: components["schemas"]["TagList"];
             /** @description A built-in template, seeded by the server; it cannot be updated or deleted. */
             is_system: boolean;
             /** @description The built-in template's stable key. */
@@ -3594,6 +4191,11 @@ export interface components {
             description?: string | null;
             /** @description An icon name from the editor's icon set, such as `FiZap`. */
             icon?: string | null;
+            /**
+             * Format: int64
+             * @description A category with `entity_type` `template` (422 otherwise).
+             */
+            category_id?: number | null;
             data?: components["schemas"]["Graph"];
             /**
              * Format: int64
@@ -3642,6 +4244,12 @@ export interface components {
              * @description The flow the graph was copied from; null once that flow is deleted.
              */
             source_flow_id: number | null;
+            /**
+             * Format: int64
+             * @description The template's category; null when it has none.
+             */
+            category_id: number | null;
+            tags: components["schemas"]["TagList"];
             /** @description A built-in template, seeded by the server; it cannot be updated or deleted. */
             is_system: boolean;
             /** @description The built-in template's stable key. */
@@ -3667,6 +4275,8 @@ export interface components {
          *           "description": "Asks the shop's API for an order and returns its status.",
          *           "icon": "FiShoppingCart",
          *           "source_flow_id": null,
+         *           "category_id": null,
+         *           "tags": [],
          *           "is_system": false,
          *           "system_key": null,
          *           "usage_count": 3,
@@ -3698,8 +4308,15 @@ export interface components {
             name?: string;
             description?: string | null;
             icon?: string | null;
+            /**
+             * Format: int64
+             * @description A category with `entity_type` `template` (422 otherwise).
+             */
+            category_id?: number | null;
             data?: components["schemas"]["Graph"];
         };
+        /** Format: date-time */
+        TimeField: string;
         /**
          * @example {
          *       "access_token": "eyJhbGciOiJIUzI1NiIsInR5cCI6ImF0K2p3dCJ9.e30.sig",
@@ -4103,6 +4720,12 @@ export type SchemaAuditStatus = components['schemas']['AuditStatus'];
 export type SchemaBoolMap = components['schemas']['BoolMap'];
 export type SchemaCapabilities = components['schemas']['Capabilities'];
 export type SchemaCasdoorCallback = components['schemas']['CasdoorCallback'];
+export type SchemaCategory = components['schemas']['Category'];
+export type SchemaCategoryCreate = components['schemas']['CategoryCreate'];
+export type SchemaCategoryEntityType = components['schemas']['CategoryEntityType'];
+export type SchemaCategoryPage = components['schemas']['CategoryPage'];
+export type SchemaCategoryUpdate = components['schemas']['CategoryUpdate'];
+export type SchemaColor = components['schemas']['Color'];
 export type SchemaCursorMeta = components['schemas']['CursorMeta'];
 export type SchemaExecution = components['schemas']['Execution'];
 export type SchemaExecutionCreate = components['schemas']['ExecutionCreate'];
@@ -4143,6 +4766,11 @@ export type SchemaGraphNodeData = components['schemas']['GraphNodeData'];
 export type SchemaGraphNodeRetry = components['schemas']['GraphNodeRetry'];
 export type SchemaGraphPosition = components['schemas']['GraphPosition'];
 export type SchemaGraphViewport = components['schemas']['GraphViewport'];
+export type SchemaIcon = components['schemas']['Icon'];
+export type SchemaIconCreate = components['schemas']['IconCreate'];
+export type SchemaIconPage = components['schemas']['IconPage'];
+export type SchemaIconTags = components['schemas']['IconTags'];
+export type SchemaIconUpdate = components['schemas']['IconUpdate'];
 export type SchemaIntegration = components['schemas']['Integration'];
 export type SchemaIntegrationCreate = components['schemas']['IntegrationCreate'];
 export type SchemaIntegrationPage = components['schemas']['IntegrationPage'];
@@ -4165,6 +4793,7 @@ export type SchemaMediaRegister = components['schemas']['MediaRegister'];
 export type SchemaMediaResourceType = components['schemas']['MediaResourceType'];
 export type SchemaMediaSignature = components['schemas']['MediaSignature'];
 export type SchemaMediaUpload = components['schemas']['MediaUpload'];
+export type SchemaMetadataStats = components['schemas']['MetadataStats'];
 export type SchemaNodeError = components['schemas']['NodeError'];
 export type SchemaNodeExecution = components['schemas']['NodeExecution'];
 export type SchemaNodeExecutionStatus = components['schemas']['NodeExecutionStatus'];
@@ -4190,6 +4819,13 @@ export type SchemaRoleInfo = components['schemas']['RoleInfo'];
 export type SchemaRoleList = components['schemas']['RoleList'];
 export type SchemaSettings = components['schemas']['Settings'];
 export type SchemaSettingsUpdate = components['schemas']['SettingsUpdate'];
+export type SchemaTag = components['schemas']['Tag'];
+export type SchemaTagCreate = components['schemas']['TagCreate'];
+export type SchemaTagIDs = components['schemas']['TagIDs'];
+export type SchemaTagList = components['schemas']['TagList'];
+export type SchemaTagPage = components['schemas']['TagPage'];
+export type SchemaTagRef = components['schemas']['TagRef'];
+export type SchemaTagUpdate = components['schemas']['TagUpdate'];
 export type SchemaTeam = components['schemas']['Team'];
 export type SchemaTeamCreate = components['schemas']['TeamCreate'];
 export type SchemaTeamMember = components['schemas']['TeamMember'];
@@ -4204,6 +4840,7 @@ export type SchemaTemplateSeedResult = components['schemas']['TemplateSeedResult
 export type SchemaTemplateSummary = components['schemas']['TemplateSummary'];
 export type SchemaTemplateSummaryPage = components['schemas']['TemplateSummaryPage'];
 export type SchemaTemplateUpdate = components['schemas']['TemplateUpdate'];
+export type SchemaTimeField = components['schemas']['TimeField'];
 export type SchemaTokenResponse = components['schemas']['TokenResponse'];
 export type SchemaUser = components['schemas']['User'];
 export type SchemaUserDirectoryEntry = components['schemas']['UserDirectoryEntry'];
@@ -4985,6 +5622,10 @@ export interface operations {
                 visibility?: components["schemas"]["FlowVisibility"];
                 /** @description `me` or a user id. */
                 owner_id?: string;
+                /** @description Only flows in this category. */
+                category_id?: number;
+                /** @description Only flows with this tag. */
+                tag_id?: number;
                 /** @description Only flows created from this template. */
                 template_id?: number;
                 /** @description Adds `stats` over every flow the caller can see. */
@@ -5269,6 +5910,28 @@ export interface operations {
                 };
             };
             409: components["responses"]["Problem"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    setFlowTags: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The flow id. */
+                id: components["parameters"]["FlowID"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TagIDs"];
+            };
+        };
+        responses: {
+            200: components["responses"]["FlowWithETag"];
+            409: components["responses"]["Problem"];
+            422: components["responses"]["Problem"];
             default: components["responses"]["Problem"];
         };
     };
@@ -6010,6 +6673,10 @@ export interface operations {
                 search?: components["parameters"]["Search"];
                 /** @description Sort keys, `-` for descending. Default `-created_at`. */
                 sort?: ("created_at" | "-created_at" | "name" | "-name" | "usage_count" | "-usage_count")[];
+                /** @description Only templates in this category. */
+                category_id?: number;
+                /** @description Only templates with this tag. */
+                tag_id?: number;
                 /** @description Only built-in templates (`true`) or only the organisation's own (`false`). */
                 is_system?: boolean;
             };
@@ -6231,6 +6898,37 @@ export interface operations {
                     "application/json": components["schemas"]["Flow"];
                 };
             };
+            422: components["responses"]["Problem"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    setTemplateTags: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The template id. */
+                id: components["parameters"]["TemplateID"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TagIDs"];
+            };
+        };
+        responses: {
+            /** @description The template with its new tags. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["XRequestID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Template"];
+                };
+            };
+            409: components["responses"]["Problem"];
             422: components["responses"]["Problem"];
             default: components["responses"]["Problem"];
         };
@@ -6540,6 +7238,455 @@ export interface operations {
             };
             403: components["responses"]["Problem"];
             503: components["responses"]["Problem"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    listTags: {
+        parameters: {
+            query?: {
+                /** @description The 1-based page number. */
+                page?: components["parameters"]["Page"];
+                /** @description Items per page. */
+                page_size?: components["parameters"]["PageSize"];
+                /** @description Case-insensitive substring search over the resource's searchable fields. */
+                search?: components["parameters"]["Search"];
+                /** @description Sort keys, `-` for descending. Default `-usage_count,name`. */
+                sort?: ("usage_count" | "-usage_count" | "name" | "-name")[];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The result. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["XRequestID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TagPage"];
+                };
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
+    createTag: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TagCreate"];
+            };
+        };
+        responses: {
+            /** @description The result. */
+            201: {
+                headers: {
+                    "X-Request-ID": components["headers"]["XRequestID"];
+                    Location: components["headers"]["Location"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Tag"];
+                };
+            };
+            409: components["responses"]["Problem"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    getTag: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The tag id. */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The result. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["XRequestID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Tag"];
+                };
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
+    deleteTag: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The tag id. */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Done. */
+            204: {
+                headers: {
+                    "X-Request-ID": components["headers"]["XRequestID"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
+    updateTag: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The tag id. */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TagUpdate"];
+            };
+        };
+        responses: {
+            /** @description The result. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["XRequestID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Tag"];
+                };
+            };
+            409: components["responses"]["Problem"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    listCategories: {
+        parameters: {
+            query?: {
+                /** @description The 1-based page number. */
+                page?: components["parameters"]["Page"];
+                /** @description Items per page. */
+                page_size?: components["parameters"]["PageSize"];
+                entity_type?: components["schemas"]["CategoryEntityType"];
+                /** @description `none` (top-level categories) or a category id (its children). */
+                parent_id?: string;
+                /** @description Sort keys, `-` for descending. Default `order,name`. */
+                sort?: ("order" | "-order" | "name" | "-name")[];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The result. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["XRequestID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CategoryPage"];
+                };
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
+    createCategory: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CategoryCreate"];
+            };
+        };
+        responses: {
+            /** @description The result. */
+            201: {
+                headers: {
+                    "X-Request-ID": components["headers"]["XRequestID"];
+                    Location: components["headers"]["Location"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Category"];
+                };
+            };
+            409: components["responses"]["Problem"];
+            422: components["responses"]["Problem"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    getCategory: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The category id. */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The result. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["XRequestID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Category"];
+                };
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
+    deleteCategory: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The category id. */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Done. */
+            204: {
+                headers: {
+                    "X-Request-ID": components["headers"]["XRequestID"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            409: components["responses"]["Problem"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    updateCategory: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The category id. */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CategoryUpdate"];
+            };
+        };
+        responses: {
+            /** @description The result. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["XRequestID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Category"];
+                };
+            };
+            409: components["responses"]["Problem"];
+            422: components["responses"]["Problem"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    listIcons: {
+        parameters: {
+            query?: {
+                /** @description The 1-based page number. */
+                page?: components["parameters"]["Page"];
+                /** @description Items per page. */
+                page_size?: components["parameters"]["PageSize"];
+                /** @description Case-insensitive substring search over the resource's searchable fields. */
+                search?: components["parameters"]["Search"];
+                category?: string;
+                /** @description Only favourite icons. */
+                favorites_only?: boolean;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The result. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["XRequestID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IconPage"];
+                };
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
+    createIcon: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["IconCreate"];
+            };
+        };
+        responses: {
+            /** @description The result. */
+            201: {
+                headers: {
+                    "X-Request-ID": components["headers"]["XRequestID"];
+                    Location: components["headers"]["Location"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Icon"];
+                };
+            };
+            409: components["responses"]["Problem"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    getIcon: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The icon id. */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The result. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["XRequestID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Icon"];
+                };
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
+    deleteIcon: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The icon id. */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Done. */
+            204: {
+                headers: {
+                    "X-Request-ID": components["headers"]["XRequestID"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
+    updateIcon: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The icon id. */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["IconUpdate"];
+            };
+        };
+        responses: {
+            /** @description The result. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["XRequestID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Icon"];
+                };
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
+    getMetadataStats: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The result. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["XRequestID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MetadataStats"];
+                };
+            };
             default: components["responses"]["Problem"];
         };
     };

@@ -104,6 +104,45 @@ test("flows: create, get, list, update and delete through the typed client", { s
   assert.ok(calls.every((c) => !c.endsWith("/refresh")), "a valid token needs no refresh");
 });
 
+test("executions: run a flow, wait for it, and read its event stream with sse()", { skip }, async () => {
+  const api = createWataomiClient({ baseUrl, getAccessToken: () => TOKEN });
+  const graph = {
+    nodes: [
+      { id: "t1", type: "custom", position: { x: 0, y: 0 }, data: { type: "trigger-manual", config: {} } },
+      { id: "r1", type: "custom", position: { x: 1, y: 0 }, data: { type: "response-data", config: { body: { hello: "{{input.who}}" } } } },
+    ],
+    edges: [{ id: "e1", source: "t1", target: "r1" }],
+  };
+  const flow = unwrap(await api.POST("/flows", { body: { name: unique("ts run"), data: graph } }));
+  const created = await api.POST("/executions", {
+    params: { query: { wait_ms: 10000 } },
+    body: { flow_id: flow.id, input_data: { who: "ts" } },
+  });
+  assert.equal(created.response.status, 201);
+  const run = unwrap(created);
+  assert.equal(run.status, "completed");
+  assert.deepEqual(run.output_data.body, { hello: "ts" });
+  assert.deepEqual(run.node_executions.map((n) => n.node_id), ["t1", "r1"]);
+
+  const events = [];
+  const ctrl = new AbortController();
+  await api.sse(`/executions/${run.id}/events`, {
+    signal: ctrl.signal,
+    maxRetries: 1,
+    onEvent: (e) => {
+      events.push(e);
+      if (e.event === "execution.completed") ctrl.abort();
+    },
+  });
+  assert.deepEqual(
+    events.map((e) => e.event),
+    ["execution.created", "execution.started", "node.started", "node.completed", "node.started", "node.completed", "execution.completed"],
+  );
+  assert.deepEqual(events.map((e) => Number(e.id)), [1, 2, 3, 4, 5, 6, 7]);
+  assert.equal(JSON.parse(events.at(-1).data).status, "completed");
+  await api.DELETE("/flows/{id}", { params: { path: { id: flow.id } } });
+});
+
 test("a validation error is a ProblemError with the field's pointer", { skip }, async () => {
   const api = createWataomiClient({ baseUrl, getAccessToken: () => TOKEN });
   const result = await api.POST("/flows", { body: { name: "" } });
