@@ -197,6 +197,17 @@ type Config struct {
 	MetaGraphBaseURL       string   `env:"META_GRAPH_BASE_URL" default:"https://graph.facebook.com"`
 	MetaGraphAPIVersion    string   `env:"META_GRAPH_API_VERSION" default:"v21.0"`
 
+	// Media uploads (PRODUCT §5.15, §8). MediaStorage is "cloudinary" or "local"; left unset it is
+	// cloudinary when the three CLOUDINARY_* are set, else local outside production (production refuses
+	// to start then). MediaLocalDir (relative to the working directory) holds the local driver's files.
+	// The caps are the largest accepted file, in bytes. CloudinaryBaseURL is the upload and admin API
+	// (a fake in tests).
+	MediaStorage       string `env:"MEDIA_STORAGE"`
+	MediaLocalDir      string `env:"MEDIA_LOCAL_DIR" default:"./data/media"`
+	MediaMaxImageBytes int64  `env:"MEDIA_MAX_IMAGE_BYTES" default:"5242880"`
+	MediaMaxFileBytes  int64  `env:"MEDIA_MAX_FILE_BYTES" default:"10485760"`
+	CloudinaryBaseURL  string `env:"CLOUDINARY_BASE_URL" default:"https://api.cloudinary.com"`
+
 	dbDialect    string
 	dbDSN        string
 	casdoorCerts []*x509.Certificate
@@ -806,6 +817,46 @@ func (c *Config) finish(v *viper.Viper, workDir string, problems *[]error, warni
 	}
 	if c.SupabaseURL != "" || c.SupabaseKey != "" {
 		warn("SUPABASE_URL/SUPABASE_KEY are reserved, unused: the values are ignored")
+	}
+	c.finishMedia(workDir, prod, bad)
+}
+
+// finishMedia picks the media driver and checks the upload settings (PRODUCT §5.15, §8).
+func (c *Config) finishMedia(workDir string, prod bool, bad func(key, format string, args ...any)) {
+	c.MediaStorage = normalizeWord(c.MediaStorage)
+	cloudinarySet := c.CloudinaryCloudName != "" && c.CloudinaryAPIKey != "" && c.CloudinaryAPISecret != ""
+	switch c.MediaStorage {
+	case "":
+		switch {
+		case cloudinarySet:
+			c.MediaStorage = "cloudinary"
+		case prod:
+			bad("MEDIA_STORAGE", "is unset and CLOUDINARY_CLOUD_NAME, CLOUDINARY_API_KEY and CLOUDINARY_API_SECRET are not all set; production needs one of them")
+		default:
+			c.MediaStorage = "local"
+		}
+	case "cloudinary":
+		if !cloudinarySet {
+			bad("MEDIA_STORAGE", "cloudinary needs CLOUDINARY_CLOUD_NAME, CLOUDINARY_API_KEY and CLOUDINARY_API_SECRET")
+		}
+	case "local":
+	default:
+		bad("MEDIA_STORAGE", "must be cloudinary or local, got %q", c.MediaStorage)
+	}
+	if strings.TrimSpace(c.MediaLocalDir) == "" {
+		bad("MEDIA_LOCAL_DIR", "must not be empty")
+	} else {
+		c.MediaLocalDir = filepath.Clean(resolvePath(workDir, c.MediaLocalDir))
+	}
+	if c.MediaMaxImageBytes < 1 {
+		bad("MEDIA_MAX_IMAGE_BYTES", "must be at least 1, got %d", c.MediaMaxImageBytes)
+	}
+	if c.MediaMaxFileBytes < 1 {
+		bad("MEDIA_MAX_FILE_BYTES", "must be at least 1, got %d", c.MediaMaxFileBytes)
+	}
+	c.CloudinaryBaseURL = strings.TrimRight(c.CloudinaryBaseURL, "/")
+	if !isHTTPURL(c.CloudinaryBaseURL) {
+		bad("CLOUDINARY_BASE_URL", "must be an absolute http(s) URL, got %q", redactURL(c.CloudinaryBaseURL, true))
 	}
 }
 

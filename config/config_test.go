@@ -58,6 +58,9 @@ func prodEnv(overrides map[string]string) map[string]string {
 		"CASDOOR_CLIENT_SECRET": "prod-casdoor-client-secret",
 		"CASDOOR_CERTIFICATE":   testCerts().pem1,
 		"ENCRYPTION_KEY":        testEncryptionKey,
+		"CLOUDINARY_CLOUD_NAME": "demo",
+		"CLOUDINARY_API_KEY":    "123456789012345",
+		"CLOUDINARY_API_SECRET": "prod-cloudinary-secret",
 	}
 	for k, v := range overrides {
 		if v == "" {
@@ -90,6 +93,7 @@ func TestFieldsAreTheDocumentedVariables(t *testing.T) {
 		"EXECUTION_EVENTS_RETENTION_HOURS", "HTTP_ALLOWED_HOSTS", "HTTP_BLOCK_PRIVATE_NETWORKS",
 		"AUDIT_RETENTION_DAYS",
 		"ENCRYPTION_KEY", "ENCRYPTION_KEYS_PREVIOUS", "ANTHROPIC_BASE_URL", "META_GRAPH_BASE_URL", "META_GRAPH_API_VERSION",
+		"MEDIA_STORAGE", "MEDIA_LOCAL_DIR", "MEDIA_MAX_IMAGE_BYTES", "MEDIA_MAX_FILE_BYTES", "CLOUDINARY_BASE_URL",
 	}
 	var got []string
 	for _, f := range fields {
@@ -159,6 +163,11 @@ func TestDefaults(t *testing.T) {
 		{"ListenAddr", c.ListenAddr(), ":8000"},
 		{"DatabaseDialect", c.DatabaseDialect(), DialectSQLite},
 		{"DatabaseDSN", c.DatabaseDSN(), filepath.Join(dir, "data", "wataomi.db")},
+		{"MediaStorage", c.MediaStorage, "local"},
+		{"MediaLocalDir", c.MediaLocalDir, filepath.Join(dir, "data", "media")},
+		{"MediaMaxImageBytes", c.MediaMaxImageBytes, int64(5242880)},
+		{"MediaMaxFileBytes", c.MediaMaxFileBytes, int64(10485760)},
+		{"CloudinaryBaseURL", c.CloudinaryBaseURL, "https://api.cloudinary.com"},
 		{"IsProduction", c.IsProduction(), false},
 		{"SecretKey length", len(c.SecretKey), 32},
 		// Only the derived encryption key (PRODUCT §8: ENCRYPTION_KEY unset in development warns).
@@ -294,6 +303,7 @@ func TestProductionRefusals(t *testing.T) {
 		{"no CASDOOR_CERTIFICATE", map[string]string{"CASDOOR_CERTIFICATE": ""}, "CASDOOR_CERTIFICATE: is required in production"},
 		{"http PUBLIC_BASE_URL", map[string]string{"PUBLIC_BASE_URL": "http://api.example.com"}, "PUBLIC_BASE_URL: must be https in production"},
 		{"default PUBLIC_BASE_URL", map[string]string{"PUBLIC_BASE_URL": ""}, "PUBLIC_BASE_URL: must be https in production"},
+		{"no media storage", map[string]string{"CLOUDINARY_API_SECRET": ""}, "MEDIA_STORAGE: is unset"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -327,6 +337,11 @@ func TestValidation(t *testing.T) {
 	}{
 		{"API_V1_STR other", map[string]string{"API_V1_STR": "/api/v2"}, "API_V1_STR: must be /api/v1"},
 		{"ALGORITHM RS256", map[string]string{"ALGORITHM": "RS256"}, "ALGORITHM: only HS256"},
+		{"MEDIA_STORAGE unknown", map[string]string{"MEDIA_STORAGE": "s3"}, "MEDIA_STORAGE: must be cloudinary or local"},
+		{"MEDIA_STORAGE cloudinary without keys", map[string]string{"MEDIA_STORAGE": "cloudinary"}, "MEDIA_STORAGE: cloudinary needs"},
+		{"MEDIA_MAX_IMAGE_BYTES zero", map[string]string{"MEDIA_MAX_IMAGE_BYTES": "0"}, "MEDIA_MAX_IMAGE_BYTES: must be at least 1"},
+		{"CLOUDINARY_BASE_URL relative", map[string]string{"CLOUDINARY_BASE_URL": "api.cloudinary.com"}, "CLOUDINARY_BASE_URL: must be an absolute"},
+		{"MEDIA_STORAGE local", map[string]string{"MEDIA_STORAGE": "Local"}, ""},
 		{"access 4", map[string]string{"ACCESS_TOKEN_EXPIRE_MINUTES": "4"}, "ACCESS_TOKEN_EXPIRE_MINUTES: must be between 5 and 1440"},
 		{"access 5", map[string]string{"ACCESS_TOKEN_EXPIRE_MINUTES": "5"}, ""},
 		{"access 1440", map[string]string{"ACCESS_TOKEN_EXPIRE_MINUTES": "1440"}, ""},

@@ -21,6 +21,7 @@ import (
 	"github.com/wataomi/wataomi/engine"
 	"github.com/wataomi/wataomi/flow"
 	"github.com/wataomi/wataomi/gen/api"
+	"github.com/wataomi/wataomi/media"
 	"github.com/wataomi/wataomi/openapi"
 	"github.com/wataomi/wataomi/server/idempotency"
 	"github.com/wataomi/wataomi/store"
@@ -55,6 +56,7 @@ type Server struct {
 	oa       *openAPI
 	draining atomic.Bool
 	integ    *integrations
+	media    media.Driver
 }
 
 // New builds the server. It refuses to start when the contract has an operation without a guard.
@@ -74,7 +76,8 @@ func New(d Deps) (*Server, error) {
 		return nil, fmt.Errorf("server: Deps.Engine is required")
 	}
 	oa, err := newOpenAPI(doc, &tokenAuthenticator{tokens: d.Tokens, db: d.DB, shared: d.Shared},
-		map[string]int64{"": d.Config.APIMaxBodyBytes, "flow": flowBody})
+		map[string]int64{"": d.Config.APIMaxBodyBytes, "flow": flowBody,
+			"media-image": d.Config.MediaMaxImageBytes + 64<<10, "media-file": d.Config.MediaMaxFileBytes + 64<<10})
 	if err != nil {
 		return nil, err
 	}
@@ -92,6 +95,9 @@ func New(d Deps) (*Server, error) {
 	s := &Server{deps: d, oa: oa, limits: flow.Limits{MaxNodes: d.Config.FlowMaxNodes, MaxEdges: d.Config.FlowMaxEdges, MaxBytes: int(d.Config.FlowMaxBytes)}}
 	oa.denied = s.auditDenied
 	if s.integ, err = newIntegrations(d.Config); err != nil {
+		return nil, err
+	}
+	if s.media, err = newMediaStorage(d.Config); err != nil {
 		return nil, err
 	}
 	e := echo.New()

@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -273,6 +274,8 @@ func azIDs(t *testing.T, e *testEnv, o azOp, caller *store.User) map[string]int6
 		return map[string]int64{"id": azAuditRow(t, e, caller)}
 	case strings.HasPrefix(o.Path, "/integrations/"):
 		return map[string]int64{"id": azIntegration(t, e, caller)}
+	case strings.HasPrefix(o.Path, "/media/"):
+		return map[string]int64{"id": azMedia(t, e, caller)}
 	case strings.HasPrefix(o.Path, "/metadata/"):
 		return map[string]int64{"id": azMetadata(t, e, o.Path)}
 	case strings.HasPrefix(o.Path, "/stats/flows/"):
@@ -281,6 +284,22 @@ func azIDs(t *testing.T, e *testEnv, o azOp, caller *store.User) map[string]int6
 		return map[string]int64{"id": azArchive(t, e, caller)}
 	}
 	return map[string]int64{"id": azFlow(t, e, caller), "version": 1}
+}
+
+var azMediaSeq atomic.Int64
+
+// azMedia stores a local media row uploaded by uploader straight in the DB (its file need not exist:
+// deleting a missing local file succeeds).
+func azMedia(t *testing.T, e *testEnv, uploader *store.User) int64 {
+	t.Helper()
+	key := strings.Repeat("A", 30) + fmt.Sprintf("%013d", azMediaSeq.Add(1)) + ".png"
+	m := &store.Media{Storage: store.MediaStorageLocal, PublicID: "wataomi/authz/" + key, FileKey: &key, URL: "http://x/" + key,
+		SecureURL: "http://x/" + key, ResourceType: "image", Format: "png", MimeType: "image/png", Bytes: 1,
+		Filename: "authz.png", UploadedBy: uploader.ID}
+	if err := store.CreateMedia(t.Context(), e.DB.DB, m); err != nil {
+		t.Fatal(err)
+	}
+	return m.ID
 }
 
 // azMetadata stores the (non-system) tag, category or icon a /metadata/{kind}/{id} path names.

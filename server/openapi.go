@@ -220,9 +220,19 @@ func (o *openAPI) serve(next echo.HandlerFunc) echo.HandlerFunc {
 				return err
 			}
 		}
+		// Uploads (multipart raw-body ops) are streamed by the handler: nothing here reads their body,
+		// and authentication sees a body-less copy (kin's security check would buffer the body).
+		stream := guard.RawBody && isMultipart(route.Operation)
 		var principal *httpx.Principal
 		if !guard.Public {
-			p, err := o.authenticate(ctx, input, route)
+			authInput := input
+			if stream {
+				bodyless := *input
+				bodyless.Request = req.Clone(ctx)
+				bodyless.Request.Body, bodyless.Request.ContentLength = http.NoBody, 0
+				authInput = &bodyless
+			}
+			p, err := o.authenticate(ctx, authInput, route)
 			if err != nil {
 				return err
 			}
@@ -239,9 +249,17 @@ func (o *openAPI) serve(next echo.HandlerFunc) echo.HandlerFunc {
 			principal = p
 		}
 
+		if stream {
+			if err := checkMultipart(req); err != nil {
+				return err
+			}
+			opts := o.options
+			opts.ExcludeRequestBody = true
+			input.Options = &opts
+		}
 		var raw []byte
 		buffered := false
-		if guard.RawBody {
+		if guard.RawBody && !stream {
 			if raw, err = io.ReadAll(req.Body); err != nil {
 				return err
 			}
@@ -333,6 +351,21 @@ func checkContentType(op *openapi3.Operation, req *http.Request) error {
 	sort.Strings(accepted)
 	return problem(http.StatusUnsupportedMediaType, "unsupported-media-type",
 		"The request's Content-Type is not accepted here; send "+strings.Join(accepted, " or ")+".")
+}
+
+// isMultipart reports whether the operation takes multipart/form-data (the uploads).
+func isMultipart(op *openapi3.Operation) bool {
+	return op.RequestBody != nil && op.RequestBody.Value != nil && op.RequestBody.Value.Content.Get("multipart/form-data") != nil
+}
+
+// checkMultipart answers 400 for an upload without a multipart body and boundary; checkContentType
+// already refused another media type with 415.
+func checkMultipart(req *http.Request) error {
+	mt, params, err := mime.ParseMediaType(req.Header.Get("Content-Type"))
+	if err != nil || mt != "multipart/form-data" || params["boundary"] == "" {
+		return validationError(FieldError{Pointer: "#/header/Content-Type", Detail: "send the file as multipart/form-data (with a boundary) in the field file", Code: "required"})
+	}
+	return nil
 }
 
 // isJSONBody reports whether the request carries a JSON body for an operation that declares one.

@@ -469,8 +469,8 @@ func SaveUser(ctx context.Context, db *gorm.DB, u *User) error {
 // set-based statements: first a `team` flow whose team does not hold the new
 // owner (or that has no team) becomes `private` without a team, then owner_id
 // moves. Each changed flow gets a new revision (so its ETag changes). The
-// templates the user created move too (PRODUCT §3.5), and so do the archive
-// records of their entities. An unknown toUserID is
+// templates the user created and the media they uploaded move too (PRODUCT §3.5), and so do the
+// archive records of their entities. An unknown toUserID is
 // ErrForeignKey. Call it in the transaction that deletes the user.
 func TransferOwnership(ctx context.Context, db *gorm.DB, fromUserID, toUserID int64) error {
 	if fromUserID == toUserID {
@@ -499,6 +499,9 @@ func TransferOwnership(ctx context.Context, db *gorm.DB, fromUserID, toUserID in
 		return Classify(err)
 	}
 	if err := db.Exec(`UPDATE archives SET owner_id = ? WHERE owner_id = ?`, toUserID, fromUserID).Error; err != nil {
+		return Classify(err)
+	}
+	if err := db.Exec(`UPDATE media SET uploaded_by = ? WHERE uploaded_by = ?`, toUserID, fromUserID).Error; err != nil {
 		return Classify(err)
 	}
 	return Classify(db.Exec(`UPDATE templates SET created_by = ? WHERE created_by = ?`, toUserID, fromUserID).Error)

@@ -22,7 +22,7 @@ var allModels = []any{&store.User{}, &store.Team{}, &store.TeamMember{}, &store.
 	&store.RefreshToken{}, &store.APIToken{}, &store.AuditLog{},
 	&store.Execution{}, &store.NodeExecution{}, &store.ExecutionEvent{}, &store.FlowSchedule{},
 	&store.Template{}, &store.AgentConfig{}, &store.Settings{}, &store.Integration{},
-	&store.Tag{}, &store.Category{}, &store.Icon{}, &store.FlowTag{}, &store.TemplateTag{}, &store.Archive{}}
+	&store.Tag{}, &store.Category{}, &store.Icon{}, &store.FlowTag{}, &store.TemplateTag{}, &store.Archive{}, &store.Media{}}
 
 // emptyDatabases runs fn on an unmigrated database of each available dialect.
 func emptyDatabases(t *testing.T, fn func(t *testing.T, db *store.DB)) {
@@ -193,6 +193,7 @@ func checkSchema(t *testing.T, db *store.DB) {
 		"flows.team_id -> teams SET NULL",
 		"flows.template_id -> templates SET NULL",
 		"integrations.created_by -> users SET NULL",
+		"media.uploaded_by -> users RESTRICT",
 		"node_executions.execution_id -> executions CASCADE",
 		"refresh_tokens.replaced_by_id -> refresh_tokens SET NULL",
 		"refresh_tokens.user_id -> users CASCADE",
@@ -231,7 +232,7 @@ WHERE rc.constraint_schema = current_schema()`).Rows()
 	case store.SQLite:
 		for _, table := range []string{"users", "teams", "team_members", "flows", "flow_versions", "refresh_tokens", "api_tokens", "audit_logs",
 			"executions", "node_executions", "execution_events", "flow_schedules", "templates", "agent_configs", "settings", "integrations",
-			"tags", "categories", "icons", "flow_tags", "template_tags", "archives"} {
+			"tags", "categories", "icons", "flow_tags", "template_tags", "archives", "media"} {
 			var list []struct {
 				Table    string `gorm:"column:table"`
 				From     string `gorm:"column:from"`
@@ -272,6 +273,7 @@ WHERE rc.constraint_schema = current_schema()`).Rows()
 		"agent_configs": {"agent_configs_flow_id"},
 		"integrations": {"integrations_provider_name", "integrations_endpoint_key", "integrations_provider_default",
 			"integrations_created_at", "integrations_created_by"},
+		"media": {"media_storage_public_id", "media_file_key", "media_uploaded_by_created_at", "media_created_at"},
 	}
 	for table, names := range wantIndexes {
 		for _, name := range names {

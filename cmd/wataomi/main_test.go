@@ -398,6 +398,7 @@ func TestTokenRefusedInProduction(t *testing.T) {
 	t.Setenv("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable")
 	t.Setenv("PUBLIC_BASE_URL", "https://api.example.com")
 	t.Setenv("ENCRYPTION_KEY", "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")
+	t.Setenv("MEDIA_STORAGE", "local") // production refuses to guess the media driver
 	fake := casdoortest.New(t)
 	t.Setenv("CASDOOR_ENDPOINT", fake.URL)
 	t.Setenv("CASDOOR_CLIENT_ID", fake.ClientID)

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime/multipart"
 	"net/http"
 	"net/url"
 	"path"
@@ -431,6 +432,27 @@ func (e MeAuthType) Valid() bool {
 	}
 }
 
+// Defines values for MediaResourceType.
+const (
+	Image MediaResourceType = "image"
+	Raw   MediaResourceType = "raw"
+	Video MediaResourceType = "video"
+)
+
+// Valid indicates whether the value is a known member of the MediaResourceType enum.
+func (e MediaResourceType) Valid() bool {
+	switch e {
+	case Image:
+		return true
+	case Raw:
+		return true
+	case Video:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for NodeExecutionStatus.
 const (
 	NodeExecutionStatusCancelled NodeExecutionStatus = "cancelled"
@@ -719,6 +741,24 @@ func (e ListIntegrationsParamsSort) Valid() bool {
 	case ListIntegrationsParamsSortMinusName:
 		return true
 	case ListIntegrationsParamsSortName:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ListMediaParamsSort.
+const (
+	ListMediaParamsSortCreatedAt      ListMediaParamsSort = "created_at"
+	ListMediaParamsSortMinusCreatedAt ListMediaParamsSort = "-created_at"
+)
+
+// Valid indicates whether the value is a known member of the ListMediaParamsSort enum.
+func (e ListMediaParamsSort) Valid() bool {
+	switch e {
+	case ListMediaParamsSortCreatedAt:
+		return true
+	case ListMediaParamsSortMinusCreatedAt:
 		return true
 	default:
 		return false
@@ -2068,6 +2108,84 @@ type MeAuth struct {
 // MeAuthType defines model for MeAuth.Type.
 type MeAuthType string
 
+// Media An uploaded file. Every field is read-only.
+type Media struct {
+	Bytes     int64        `json:"bytes"`
+	CreatedAt apitime.Time `json:"created_at"`
+
+	// Filename The client's file name, for display only (never a storage path).
+	Filename string `json:"filename"`
+
+	// Format The file extension of the sniffed type (`png`, `pdf`, `docx`, …).
+	Format string                 `json:"format"`
+	Height nullable.Nullable[int] `json:"height"`
+	Id     int64                  `json:"id"`
+
+	// MimeType The type sniffed from the bytes, never the client's claim.
+	MimeType string `json:"mime_type"`
+
+	// PublicId The storage's id, in the uploader's folder `wataomi/<user_id>/`.
+	PublicId string `json:"public_id"`
+
+	// ResourceType Cloudinary's resource type; audio counts as `video`, documents as `raw`.
+	ResourceType MediaResourceType `json:"resource_type"`
+
+	// SecureUrl The https URL of the file (the same as `url` with the local driver).
+	SecureUrl  string `json:"secure_url"`
+	UploadedBy int64  `json:"uploaded_by"`
+
+	// Url Where the file is served (`{PUBLIC_BASE_URL}/api/v1/media/files/{key}` with the local driver).
+	Url string `json:"url"`
+
+	// Width Pixels, for images whose size could be read.
+	Width nullable.Nullable[int] `json:"width"`
+}
+
+// MediaPage defines model for MediaPage.
+type MediaPage struct {
+	HasNext  bool    `json:"has_next"`
+	HasPrev  bool    `json:"has_prev"`
+	Items    []Media `json:"items"`
+	Page     int     `json:"page"`
+	PageSize int     `json:"page_size"`
+
+	// Total Items matching every filter, search included.
+	Total int64 `json:"total"`
+
+	// TotalPages ceil(total / page_size); 0 when empty.
+	TotalPages int `json:"total_pages"`
+}
+
+// MediaRegister defines model for MediaRegister.
+type MediaRegister struct {
+	// PublicId The Cloudinary public id of the direct upload, in the caller's folder.
+	PublicId string `json:"public_id"`
+}
+
+// MediaResourceType Cloudinary's resource type; audio counts as `video`, documents as `raw`.
+type MediaResourceType string
+
+// MediaSignature defines model for MediaSignature.
+type MediaSignature struct {
+	ApiKey    string `json:"api_key"`
+	CloudName string `json:"cloud_name"`
+
+	// Folder The caller's folder, `wataomi/<user_id>`.
+	Folder string `json:"folder"`
+
+	// Signature SHA-1 (hex) of the sorted parameters `folder` and `timestamp` followed by the API secret.
+	Signature string `json:"signature"`
+
+	// Timestamp Unix seconds; Cloudinary refuses a signature older than one hour.
+	Timestamp int64 `json:"timestamp"`
+}
+
+// MediaUpload One file in the multipart field `file`.
+type MediaUpload struct {
+	// File The file's bytes; its part's file name is kept for display.
+	File openapi_types.File `json:"file"`
+}
+
 // MetadataStats defines model for MetadataStats.
 type MetadataStats struct {
 	Categories int `json:"categories"`
@@ -2784,6 +2902,9 @@ type IntegrationID = int64
 // Limit defines model for Limit.
 type Limit = int
 
+// MediaID defines model for MediaID.
+type MediaID = int64
+
 // Page defines model for Page.
 type Page = int
 
@@ -2822,6 +2943,9 @@ type ExecutionCreated = Execution
 
 // FlowWithETag defines model for FlowWithETag.
 type FlowWithETag = Flow
+
+// MediaCreated An uploaded file. Every field is read-only.
+type MediaCreated = Media
 
 // Tokens defines model for Tokens.
 type Tokens = TokenResponse
@@ -3076,6 +3200,33 @@ type ListIntegrationsParamsSort string
 
 // CreateIntegrationParams defines parameters for CreateIntegration.
 type CreateIntegrationParams struct {
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// ListMediaParams defines parameters for ListMedia.
+type ListMediaParams struct {
+	// Page The 1-based page number.
+	Page *Page `form:"page,omitempty" json:"page,omitempty"`
+
+	// PageSize Items per page.
+	PageSize *PageSize `form:"page_size,omitempty" json:"page_size,omitempty"`
+
+	// UploadedBy `me` (the default) or a user id (admins only).
+	UploadedBy *string `form:"uploaded_by,omitempty" json:"uploaded_by,omitempty"`
+
+	// ResourceType Only media of this resource type.
+	ResourceType *MediaResourceType `form:"resource_type,omitempty" json:"resource_type,omitempty"`
+
+	// Sort Sort keys, `-` for descending. Default `-created_at`.
+	Sort *[]ListMediaParamsSort `form:"sort,omitempty" json:"sort,omitempty"`
+}
+
+// ListMediaParamsSort defines parameters for ListMedia.
+type ListMediaParamsSort string
+
+// RegisterMediaParams defines parameters for RegisterMedia.
+type RegisterMediaParams struct {
 	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
 	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
@@ -3399,6 +3550,15 @@ type CreateIntegrationJSONRequestBody = IntegrationCreate
 
 // UpdateIntegrationJSONRequestBody defines body for UpdateIntegration for application/json ContentType.
 type UpdateIntegrationJSONRequestBody = IntegrationUpdate
+
+// RegisterMediaJSONRequestBody defines body for RegisterMedia for application/json ContentType.
+type RegisterMediaJSONRequestBody = MediaRegister
+
+// UploadMediaFileMultipartRequestBody defines body for UploadMediaFile for multipart/form-data ContentType.
+type UploadMediaFileMultipartRequestBody = MediaUpload
+
+// UploadMediaImageMultipartRequestBody defines body for UploadMediaImage for multipart/form-data ContentType.
+type UploadMediaImageMultipartRequestBody = MediaUpload
 
 // CreateCategoryJSONRequestBody defines body for CreateCategory for application/json ContentType.
 type CreateCategoryJSONRequestBody = CategoryCreate
@@ -4932,6 +5092,99 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /integrations/{id}/verify (the `VerifyIntegration` operationId).
 	VerifyIntegration(ctx context.Context, id IntegrationID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListMedia List media
+	//
+	// A page of uploaded media, newest first unless `sort` says otherwise. By default only the caller's
+	// own uploads (`uploaded_by=me`); another uploader's id needs an admin role (403 otherwise). Media
+	// are readable organisation-wide through `GET /media/{id}`.
+	//
+	// Corresponds with GET /media (the `ListMedia` operationId).
+	ListMedia(ctx context.Context, params *ListMediaParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RegisterMediaWithBody Register a direct upload
+	//
+	// Registers a file the browser uploaded straight to Cloudinary with the parameters of
+	// `GET /media/signature`. The server asks Cloudinary for the asset: it must exist, lie in the caller's
+	// folder (`wataomi/<user_id>/`), be of an allowed type and within the size caps (422 otherwise, also
+	// when the driver is not Cloudinary). A `public_id` already registered answers 409 `already-exists`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /media (the `RegisterMedia` operationId).
+	RegisterMediaWithBody(ctx context.Context, params *RegisterMediaParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RegisterMedia Register a direct upload
+	//
+	// Registers a file the browser uploaded straight to Cloudinary with the parameters of
+	// `GET /media/signature`. The server asks Cloudinary for the asset: it must exist, lie in the caller's
+	// folder (`wataomi/<user_id>/`), be of an allowed type and within the size caps (422 otherwise, also
+	// when the driver is not Cloudinary). A `public_id` already registered answers 409 `already-exists`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /media (the `RegisterMedia` operationId).
+	RegisterMedia(ctx context.Context, params *RegisterMediaParams, body RegisterMediaJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetMediaFile Download a local media file
+	//
+	// The bytes of a file stored by the local driver (404 with any other driver, or for an unknown key),
+	// with its sniffed `Content-Type`, `X-Content-Type-Options: nosniff`, and `Content-Disposition:
+	// attachment` for anything but images. Public: the key (32 random bytes) is the capability.
+	//
+	// Corresponds with GET /media/files/{key} (the `GetMediaFile` operationId).
+	GetMediaFile(ctx context.Context, key string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetMediaSignature Sign a direct upload
+	//
+	// Signed parameters for a browser upload straight to Cloudinary into the caller's folder
+	// `wataomi/<user_id>`: post them with the file to
+	// `https://api.cloudinary.com/v1_1/<cloud_name>/auto/upload`, then register the result with
+	// `POST /media`. The signature is valid for one hour. 422 when the media driver is not Cloudinary.
+	//
+	// Corresponds with GET /media/signature (the `GetMediaSignature` operationId).
+	GetMediaSignature(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UploadMediaFileWithBody Upload a file
+	//
+	// Multipart upload of one file in the field `file`, streamed to storage. At most
+	// `MEDIA_MAX_FILE_BYTES` (10 MiB; 413 as soon as the cap is passed, nothing stored). The type is
+	// sniffed from the bytes and must be an image (JPEG, PNG, GIF, WebP), PDF, plain text, Markdown (`.md`),
+	// CSV (`.csv`), audio (MPEG, Ogg, MP4), MP4 video, DOCX or XLSX; anything else, HTML above all, answers
+	// 415.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /media/upload/file (the `UploadMediaFile` operationId).
+	UploadMediaFileWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UploadMediaImageWithBody Upload an image
+	//
+	// Multipart upload of one image in the field `file`, streamed to storage. At most
+	// `MEDIA_MAX_IMAGE_BYTES` (5 MiB): a larger file answers 413 as soon as the cap is passed, and
+	// nothing is stored. The type is sniffed from the bytes (the client's `Content-Type` and file name are
+	// ignored) and must be JPEG, PNG, GIF or WebP (415 otherwise). The client's file name is kept as
+	// `filename` but never used as a storage path.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /media/upload/image (the `UploadMediaImage` operationId).
+	UploadMediaImageWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteMedia Delete a media item
+	//
+	// Deletes the file from storage, then the row. Only the uploader or an admin may (403 otherwise).
+	// Audited as `media.delete`. A storage that cannot be reached answers 503 and deletes nothing.
+	//
+	// Corresponds with DELETE /media/{id} (the `DeleteMedia` operationId).
+	DeleteMedia(ctx context.Context, id MediaID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetMedia Get a media item
+	//
+	// One media item. Media are readable organisation-wide (attachments are shared).
+	//
+	// Corresponds with GET /media/{id} (the `GetMedia` operationId).
+	GetMedia(ctx context.Context, id MediaID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListCategories List categories
 	//
@@ -7003,6 +7256,189 @@ func (c *Client) UpdateIntegration(ctx context.Context, id IntegrationID, body U
 // Corresponds with POST /integrations/{id}/verify (the `VerifyIntegration` operationId).
 func (c *Client) VerifyIntegration(ctx context.Context, id IntegrationID, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewVerifyIntegrationRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListMedia List media
+//
+// A page of uploaded media, newest first unless `sort` says otherwise. By default only the caller's
+// own uploads (`uploaded_by=me`); another uploader's id needs an admin role (403 otherwise). Media
+// are readable organisation-wide through `GET /media/{id}`.
+//
+// Corresponds with GET /media (the `ListMedia` operationId).
+func (c *Client) ListMedia(ctx context.Context, params *ListMediaParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListMediaRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RegisterMediaWithBody Register a direct upload
+//
+// Registers a file the browser uploaded straight to Cloudinary with the parameters of
+// `GET /media/signature`. The server asks Cloudinary for the asset: it must exist, lie in the caller's
+// folder (`wataomi/<user_id>/`), be of an allowed type and within the size caps (422 otherwise, also
+// when the driver is not Cloudinary). A `public_id` already registered answers 409 `already-exists`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /media (the `RegisterMedia` operationId).
+func (c *Client) RegisterMediaWithBody(ctx context.Context, params *RegisterMediaParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRegisterMediaRequestWithBody(c.Server, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RegisterMedia Register a direct upload
+//
+// Registers a file the browser uploaded straight to Cloudinary with the parameters of
+// `GET /media/signature`. The server asks Cloudinary for the asset: it must exist, lie in the caller's
+// folder (`wataomi/<user_id>/`), be of an allowed type and within the size caps (422 otherwise, also
+// when the driver is not Cloudinary). A `public_id` already registered answers 409 `already-exists`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /media (the `RegisterMedia` operationId).
+func (c *Client) RegisterMedia(ctx context.Context, params *RegisterMediaParams, body RegisterMediaJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRegisterMediaRequest(c.Server, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetMediaFile Download a local media file
+//
+// The bytes of a file stored by the local driver (404 with any other driver, or for an unknown key),
+// with its sniffed `Content-Type`, `X-Content-Type-Options: nosniff`, and `Content-Disposition:
+// attachment` for anything but images. Public: the key (32 random bytes) is the capability.
+//
+// Corresponds with GET /media/files/{key} (the `GetMediaFile` operationId).
+func (c *Client) GetMediaFile(ctx context.Context, key string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetMediaFileRequest(c.Server, key)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetMediaSignature Sign a direct upload
+//
+// Signed parameters for a browser upload straight to Cloudinary into the caller's folder
+// `wataomi/<user_id>`: post them with the file to
+// `https://api.cloudinary.com/v1_1/<cloud_name>/auto/upload`, then register the result with
+// `POST /media`. The signature is valid for one hour. 422 when the media driver is not Cloudinary.
+//
+// Corresponds with GET /media/signature (the `GetMediaSignature` operationId).
+func (c *Client) GetMediaSignature(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetMediaSignatureRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UploadMediaFileWithBody Upload a file
+//
+// Multipart upload of one file in the field `file`, streamed to storage. At most
+// `MEDIA_MAX_FILE_BYTES` (10 MiB; 413 as soon as the cap is passed, nothing stored). The type is
+// sniffed from the bytes and must be an image (JPEG, PNG, GIF, WebP), PDF, plain text, Markdown (`.md`),
+// CSV (`.csv`), audio (MPEG, Ogg, MP4), MP4 video, DOCX or XLSX; anything else, HTML above all, answers
+// 415.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /media/upload/file (the `UploadMediaFile` operationId).
+func (c *Client) UploadMediaFileWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUploadMediaFileRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UploadMediaImageWithBody Upload an image
+//
+// Multipart upload of one image in the field `file`, streamed to storage. At most
+// `MEDIA_MAX_IMAGE_BYTES` (5 MiB): a larger file answers 413 as soon as the cap is passed, and
+// nothing is stored. The type is sniffed from the bytes (the client's `Content-Type` and file name are
+// ignored) and must be JPEG, PNG, GIF or WebP (415 otherwise). The client's file name is kept as
+// `filename` but never used as a storage path.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /media/upload/image (the `UploadMediaImage` operationId).
+func (c *Client) UploadMediaImageWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUploadMediaImageRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteMedia Delete a media item
+//
+// Deletes the file from storage, then the row. Only the uploader or an admin may (403 otherwise).
+// Audited as `media.delete`. A storage that cannot be reached answers 503 and deletes nothing.
+//
+// Corresponds with DELETE /media/{id} (the `DeleteMedia` operationId).
+func (c *Client) DeleteMedia(ctx context.Context, id MediaID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteMediaRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetMedia Get a media item
+//
+// One media item. Media are readable organisation-wide (attachments are shared).
+//
+// Corresponds with GET /media/{id} (the `GetMedia` operationId).
+func (c *Client) GetMedia(ctx context.Context, id MediaID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetMediaRequest(c.Server, id)
 	if err != nil {
 		return nil, err
 	}
@@ -11297,6 +11733,350 @@ func NewVerifyIntegrationRequest(server string, id IntegrationID) (*http.Request
 	return req, nil
 }
 
+// NewListMediaRequest constructs an http.Request for the ListMedia method
+func NewListMediaRequest(server string, params *ListMediaParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/media")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Page != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "page", *params.Page, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.PageSize != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "page_size", *params.PageSize, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.UploadedBy != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "uploaded_by", *params.UploadedBy, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.ResourceType != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "resource_type", *params.ResourceType, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Sort != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "sort", *params.Sort, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "array", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewRegisterMediaRequest calls the generic RegisterMedia builder with application/json body
+func NewRegisterMediaRequest(server string, params *RegisterMediaParams, body RegisterMediaJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewRegisterMediaRequestWithBody(server, params, "application/json", bodyReader)
+}
+
+// NewRegisterMediaRequestWithBody constructs an http.Request for the RegisterMedia method, with any body, and a specified content type
+func NewRegisterMediaRequestWithBody(server string, params *RegisterMediaParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/media")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewGetMediaFileRequest constructs an http.Request for the GetMediaFile method
+func NewGetMediaFileRequest(server string, key string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "key", key, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/media/files/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetMediaSignatureRequest constructs an http.Request for the GetMediaSignature method
+func NewGetMediaSignatureRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/media/signature")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewUploadMediaFileRequestWithBody constructs an http.Request for the UploadMediaFile method, with any body, and a specified content type
+func NewUploadMediaFileRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/media/upload/file")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewUploadMediaImageRequestWithBody constructs an http.Request for the UploadMediaImage method, with any body, and a specified content type
+func NewUploadMediaImageRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/media/upload/image")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewDeleteMediaRequest constructs an http.Request for the DeleteMedia method
+func NewDeleteMediaRequest(server string, id MediaID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/media/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetMediaRequest constructs an http.Request for the GetMedia method
+func NewGetMediaRequest(server string, id MediaID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/media/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewListCategoriesRequest constructs an http.Request for the ListCategories method
 func NewListCategoriesRequest(server string, params *ListCategoriesParams) (*http.Request, error) {
 	var err error
@@ -15042,6 +15822,109 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /integrations/{id}/verify (the `VerifyIntegration` operationId).
 	VerifyIntegrationWithResponse(ctx context.Context, id IntegrationID, reqEditors ...RequestEditorFn) (*VerifyIntegrationResponse, error)
+
+	// ListMediaWithResponse List media
+	//
+	// A page of uploaded media, newest first unless `sort` says otherwise. By default only the caller's
+	// own uploads (`uploaded_by=me`); another uploader's id needs an admin role (403 otherwise). Media
+	// are readable organisation-wide through `GET /media/{id}`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /media (the `ListMedia` operationId).
+	ListMediaWithResponse(ctx context.Context, params *ListMediaParams, reqEditors ...RequestEditorFn) (*ListMediaResponse, error)
+
+	// RegisterMediaWithBodyWithResponse Register a direct upload
+	//
+	// Registers a file the browser uploaded straight to Cloudinary with the parameters of
+	// `GET /media/signature`. The server asks Cloudinary for the asset: it must exist, lie in the caller's
+	// folder (`wataomi/<user_id>/`), be of an allowed type and within the size caps (422 otherwise, also
+	// when the driver is not Cloudinary). A `public_id` already registered answers 409 `already-exists`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /media (the `RegisterMedia` operationId).
+	RegisterMediaWithBodyWithResponse(ctx context.Context, params *RegisterMediaParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RegisterMediaResponse, error)
+
+	// RegisterMediaWithResponse Register a direct upload
+	//
+	// Registers a file the browser uploaded straight to Cloudinary with the parameters of
+	// `GET /media/signature`. The server asks Cloudinary for the asset: it must exist, lie in the caller's
+	// folder (`wataomi/<user_id>/`), be of an allowed type and within the size caps (422 otherwise, also
+	// when the driver is not Cloudinary). A `public_id` already registered answers 409 `already-exists`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /media (the `RegisterMedia` operationId).
+	RegisterMediaWithResponse(ctx context.Context, params *RegisterMediaParams, body RegisterMediaJSONRequestBody, reqEditors ...RequestEditorFn) (*RegisterMediaResponse, error)
+
+	// GetMediaFileWithResponse Download a local media file
+	//
+	// The bytes of a file stored by the local driver (404 with any other driver, or for an unknown key),
+	// with its sniffed `Content-Type`, `X-Content-Type-Options: nosniff`, and `Content-Disposition:
+	// attachment` for anything but images. Public: the key (32 random bytes) is the capability.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /media/files/{key} (the `GetMediaFile` operationId).
+	GetMediaFileWithResponse(ctx context.Context, key string, reqEditors ...RequestEditorFn) (*GetMediaFileResponse, error)
+
+	// GetMediaSignatureWithResponse Sign a direct upload
+	//
+	// Signed parameters for a browser upload straight to Cloudinary into the caller's folder
+	// `wataomi/<user_id>`: post them with the file to
+	// `https://api.cloudinary.com/v1_1/<cloud_name>/auto/upload`, then register the result with
+	// `POST /media`. The signature is valid for one hour. 422 when the media driver is not Cloudinary.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /media/signature (the `GetMediaSignature` operationId).
+	GetMediaSignatureWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetMediaSignatureResponse, error)
+
+	// UploadMediaFileWithBodyWithResponse Upload a file
+	//
+	// Multipart upload of one file in the field `file`, streamed to storage. At most
+	// `MEDIA_MAX_FILE_BYTES` (10 MiB; 413 as soon as the cap is passed, nothing stored). The type is
+	// sniffed from the bytes and must be an image (JPEG, PNG, GIF, WebP), PDF, plain text, Markdown (`.md`),
+	// CSV (`.csv`), audio (MPEG, Ogg, MP4), MP4 video, DOCX or XLSX; anything else, HTML above all, answers
+	// 415.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /media/upload/file (the `UploadMediaFile` operationId).
+	UploadMediaFileWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UploadMediaFileResponse, error)
+
+	// UploadMediaImageWithBodyWithResponse Upload an image
+	//
+	// Multipart upload of one image in the field `file`, streamed to storage. At most
+	// `MEDIA_MAX_IMAGE_BYTES` (5 MiB): a larger file answers 413 as soon as the cap is passed, and
+	// nothing is stored. The type is sniffed from the bytes (the client's `Content-Type` and file name are
+	// ignored) and must be JPEG, PNG, GIF or WebP (415 otherwise). The client's file name is kept as
+	// `filename` but never used as a storage path.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /media/upload/image (the `UploadMediaImage` operationId).
+	UploadMediaImageWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UploadMediaImageResponse, error)
+
+	// DeleteMediaWithResponse Delete a media item
+	//
+	// Deletes the file from storage, then the row. Only the uploader or an admin may (403 otherwise).
+	// Audited as `media.delete`. A storage that cannot be reached answers 503 and deletes nothing.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /media/{id} (the `DeleteMedia` operationId).
+	DeleteMediaWithResponse(ctx context.Context, id MediaID, reqEditors ...RequestEditorFn) (*DeleteMediaResponse, error)
+
+	// GetMediaWithResponse Get a media item
+	//
+	// One media item. Media are readable organisation-wide (attachments are shared).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /media/{id} (the `GetMedia` operationId).
+	GetMediaWithResponse(ctx context.Context, id MediaID, reqEditors ...RequestEditorFn) (*GetMediaResponse, error)
 
 	// ListCategoriesWithResponse List categories
 	//
@@ -20333,6 +21216,823 @@ func (r VerifyIntegrationResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r VerifyIntegrationResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListMediaResponse200Headers the declared response headers of an HTTP 200 response for ListMedia
+type ListMediaResponse200Headers struct {
+	XRequestID *string
+}
+
+// ListMediaResponse403Headers the declared response headers of an HTTP 403 response for ListMedia
+type ListMediaResponse403Headers struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// ListMediaResponseDefaultHeaders the declared response headers of an HTTP default response for ListMedia
+type ListMediaResponseDefaultHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type ListMediaResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *MediaPage
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListMediaResponse200Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *ListMediaResponse403Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ListMediaResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListMediaResponse) GetJSON200() *MediaPage {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListMediaResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ListMediaResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListMediaResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListMediaResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListMediaResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListMediaResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// RegisterMediaResponse201Headers the declared response headers of an HTTP 201 response for RegisterMedia
+type RegisterMediaResponse201Headers struct {
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
+}
+
+// RegisterMediaResponse409Headers the declared response headers of an HTTP 409 response for RegisterMedia
+type RegisterMediaResponse409Headers struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// RegisterMediaResponse422Headers the declared response headers of an HTTP 422 response for RegisterMedia
+type RegisterMediaResponse422Headers struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// RegisterMediaResponse503Headers the declared response headers of an HTTP 503 response for RegisterMedia
+type RegisterMediaResponse503Headers struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// RegisterMediaResponseDefaultHeaders the declared response headers of an HTTP default response for RegisterMedia
+type RegisterMediaResponseDefaultHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type RegisterMediaResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *Media
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *RegisterMediaResponse201Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *RegisterMediaResponse409Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *RegisterMediaResponse422Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *RegisterMediaResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *RegisterMediaResponseDefaultHeaders
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r RegisterMediaResponse) GetJSON201() *Media {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r RegisterMediaResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r RegisterMediaResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r RegisterMediaResponse) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r RegisterMediaResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r RegisterMediaResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RegisterMediaResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RegisterMediaResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RegisterMediaResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetMediaFileResponse200Headers the declared response headers of an HTTP 200 response for GetMediaFile
+type GetMediaFileResponse200Headers struct {
+	ContentDisposition *string
+	XRequestID         *string
+}
+
+// GetMediaFileResponseDefaultHeaders the declared response headers of an HTTP default response for GetMediaFile
+type GetMediaFileResponseDefaultHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type GetMediaFileResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetMediaFileResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetMediaFileResponseDefaultHeaders
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetMediaFileResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetMediaFileResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetMediaFileResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetMediaFileResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetMediaFileResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetMediaSignatureResponse200Headers the declared response headers of an HTTP 200 response for GetMediaSignature
+type GetMediaSignatureResponse200Headers struct {
+	CacheControl *string
+	XRequestID   *string
+}
+
+// GetMediaSignatureResponse422Headers the declared response headers of an HTTP 422 response for GetMediaSignature
+type GetMediaSignatureResponse422Headers struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// GetMediaSignatureResponseDefaultHeaders the declared response headers of an HTTP default response for GetMediaSignature
+type GetMediaSignatureResponseDefaultHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type GetMediaSignatureResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *MediaSignature
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetMediaSignatureResponse200Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *GetMediaSignatureResponse422Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetMediaSignatureResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetMediaSignatureResponse) GetJSON200() *MediaSignature {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r GetMediaSignatureResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetMediaSignatureResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetMediaSignatureResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetMediaSignatureResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetMediaSignatureResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetMediaSignatureResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// UploadMediaFileResponse201Headers the declared response headers of an HTTP 201 response for UploadMediaFile
+type UploadMediaFileResponse201Headers struct {
+	Location   string
+	XRequestID *string
+}
+
+// UploadMediaFileResponse413Headers the declared response headers of an HTTP 413 response for UploadMediaFile
+type UploadMediaFileResponse413Headers struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// UploadMediaFileResponse415Headers the declared response headers of an HTTP 415 response for UploadMediaFile
+type UploadMediaFileResponse415Headers struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// UploadMediaFileResponse503Headers the declared response headers of an HTTP 503 response for UploadMediaFile
+type UploadMediaFileResponse503Headers struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// UploadMediaFileResponseDefaultHeaders the declared response headers of an HTTP default response for UploadMediaFile
+type UploadMediaFileResponseDefaultHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type UploadMediaFileResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *MediaCreated
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *Problem
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *UploadMediaFileResponse201Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *UploadMediaFileResponse413Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *UploadMediaFileResponse415Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *UploadMediaFileResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *UploadMediaFileResponseDefaultHeaders
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r UploadMediaFileResponse) GetJSON201() *MediaCreated {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r UploadMediaFileResponse) GetApplicationproblemJSON413() *Problem {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r UploadMediaFileResponse) GetApplicationproblemJSON415() *Problem {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r UploadMediaFileResponse) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r UploadMediaFileResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r UploadMediaFileResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r UploadMediaFileResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r UploadMediaFileResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r UploadMediaFileResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// UploadMediaImageResponse201Headers the declared response headers of an HTTP 201 response for UploadMediaImage
+type UploadMediaImageResponse201Headers struct {
+	Location   string
+	XRequestID *string
+}
+
+// UploadMediaImageResponse413Headers the declared response headers of an HTTP 413 response for UploadMediaImage
+type UploadMediaImageResponse413Headers struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// UploadMediaImageResponse415Headers the declared response headers of an HTTP 415 response for UploadMediaImage
+type UploadMediaImageResponse415Headers struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// UploadMediaImageResponse503Headers the declared response headers of an HTTP 503 response for UploadMediaImage
+type UploadMediaImageResponse503Headers struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// UploadMediaImageResponseDefaultHeaders the declared response headers of an HTTP default response for UploadMediaImage
+type UploadMediaImageResponseDefaultHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type UploadMediaImageResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *MediaCreated
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *Problem
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *UploadMediaImageResponse201Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *UploadMediaImageResponse413Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *UploadMediaImageResponse415Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *UploadMediaImageResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *UploadMediaImageResponseDefaultHeaders
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r UploadMediaImageResponse) GetJSON201() *MediaCreated {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r UploadMediaImageResponse) GetApplicationproblemJSON413() *Problem {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r UploadMediaImageResponse) GetApplicationproblemJSON415() *Problem {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r UploadMediaImageResponse) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r UploadMediaImageResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r UploadMediaImageResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r UploadMediaImageResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r UploadMediaImageResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r UploadMediaImageResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// DeleteMediaResponse204Headers the declared response headers of an HTTP 204 response for DeleteMedia
+type DeleteMediaResponse204Headers struct {
+	XRequestID *string
+}
+
+// DeleteMediaResponse403Headers the declared response headers of an HTTP 403 response for DeleteMedia
+type DeleteMediaResponse403Headers struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// DeleteMediaResponse503Headers the declared response headers of an HTTP 503 response for DeleteMedia
+type DeleteMediaResponse503Headers struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// DeleteMediaResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteMedia
+type DeleteMediaResponseDefaultHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type DeleteMediaResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers204 the parsed response headers for an HTTP 204 response
+	Headers204 *DeleteMediaResponse204Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *DeleteMediaResponse403Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *DeleteMediaResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *DeleteMediaResponseDefaultHeaders
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r DeleteMediaResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r DeleteMediaResponse) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r DeleteMediaResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteMediaResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteMediaResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteMediaResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteMediaResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetMediaResponse200Headers the declared response headers of an HTTP 200 response for GetMedia
+type GetMediaResponse200Headers struct {
+	XRequestID *string
+}
+
+// GetMediaResponseDefaultHeaders the declared response headers of an HTTP default response for GetMedia
+type GetMediaResponseDefaultHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type GetMediaResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Media
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetMediaResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetMediaResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetMediaResponse) GetJSON200() *Media {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetMediaResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetMediaResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetMediaResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetMediaResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetMediaResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -26038,6 +27738,163 @@ func (c *ClientWithResponses) VerifyIntegrationWithResponse(ctx context.Context,
 		return nil, err
 	}
 	return ParseVerifyIntegrationResponse(rsp)
+}
+
+// ListMediaWithResponse List media
+//
+// A page of uploaded media, newest first unless `sort` says otherwise. By default only the caller's
+// own uploads (`uploaded_by=me`); another uploader's id needs an admin role (403 otherwise). Media
+// are readable organisation-wide through `GET /media/{id}`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /media (the `ListMedia` operationId).
+func (c *ClientWithResponses) ListMediaWithResponse(ctx context.Context, params *ListMediaParams, reqEditors ...RequestEditorFn) (*ListMediaResponse, error) {
+	rsp, err := c.ListMedia(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListMediaResponse(rsp)
+}
+
+// RegisterMediaWithBodyWithResponse Register a direct upload
+//
+// Registers a file the browser uploaded straight to Cloudinary with the parameters of
+// `GET /media/signature`. The server asks Cloudinary for the asset: it must exist, lie in the caller's
+// folder (`wataomi/<user_id>/`), be of an allowed type and within the size caps (422 otherwise, also
+// when the driver is not Cloudinary). A `public_id` already registered answers 409 `already-exists`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /media (the `RegisterMedia` operationId).
+func (c *ClientWithResponses) RegisterMediaWithBodyWithResponse(ctx context.Context, params *RegisterMediaParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RegisterMediaResponse, error) {
+	rsp, err := c.RegisterMediaWithBody(ctx, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRegisterMediaResponse(rsp)
+}
+
+// RegisterMediaWithResponse Register a direct upload
+//
+// Registers a file the browser uploaded straight to Cloudinary with the parameters of
+// `GET /media/signature`. The server asks Cloudinary for the asset: it must exist, lie in the caller's
+// folder (`wataomi/<user_id>/`), be of an allowed type and within the size caps (422 otherwise, also
+// when the driver is not Cloudinary). A `public_id` already registered answers 409 `already-exists`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /media (the `RegisterMedia` operationId).
+func (c *ClientWithResponses) RegisterMediaWithResponse(ctx context.Context, params *RegisterMediaParams, body RegisterMediaJSONRequestBody, reqEditors ...RequestEditorFn) (*RegisterMediaResponse, error) {
+	rsp, err := c.RegisterMedia(ctx, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRegisterMediaResponse(rsp)
+}
+
+// GetMediaFileWithResponse Download a local media file
+//
+// The bytes of a file stored by the local driver (404 with any other driver, or for an unknown key),
+// with its sniffed `Content-Type`, `X-Content-Type-Options: nosniff`, and `Content-Disposition:
+// attachment` for anything but images. Public: the key (32 random bytes) is the capability.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /media/files/{key} (the `GetMediaFile` operationId).
+func (c *ClientWithResponses) GetMediaFileWithResponse(ctx context.Context, key string, reqEditors ...RequestEditorFn) (*GetMediaFileResponse, error) {
+	rsp, err := c.GetMediaFile(ctx, key, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetMediaFileResponse(rsp)
+}
+
+// GetMediaSignatureWithResponse Sign a direct upload
+//
+// Signed parameters for a browser upload straight to Cloudinary into the caller's folder
+// `wataomi/<user_id>`: post them with the file to
+// `https://api.cloudinary.com/v1_1/<cloud_name>/auto/upload`, then register the result with
+// `POST /media`. The signature is valid for one hour. 422 when the media driver is not Cloudinary.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /media/signature (the `GetMediaSignature` operationId).
+func (c *ClientWithResponses) GetMediaSignatureWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetMediaSignatureResponse, error) {
+	rsp, err := c.GetMediaSignature(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetMediaSignatureResponse(rsp)
+}
+
+// UploadMediaFileWithBodyWithResponse Upload a file
+//
+// Multipart upload of one file in the field `file`, streamed to storage. At most
+// `MEDIA_MAX_FILE_BYTES` (10 MiB; 413 as soon as the cap is passed, nothing stored). The type is
+// sniffed from the bytes and must be an image (JPEG, PNG, GIF, WebP), PDF, plain text, Markdown (`.md`),
+// CSV (`.csv`), audio (MPEG, Ogg, MP4), MP4 video, DOCX or XLSX; anything else, HTML above all, answers
+// 415.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /media/upload/file (the `UploadMediaFile` operationId).
+func (c *ClientWithResponses) UploadMediaFileWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UploadMediaFileResponse, error) {
+	rsp, err := c.UploadMediaFileWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUploadMediaFileResponse(rsp)
+}
+
+// UploadMediaImageWithBodyWithResponse Upload an image
+//
+// Multipart upload of one image in the field `file`, streamed to storage. At most
+// `MEDIA_MAX_IMAGE_BYTES` (5 MiB): a larger file answers 413 as soon as the cap is passed, and
+// nothing is stored. The type is sniffed from the bytes (the client's `Content-Type` and file name are
+// ignored) and must be JPEG, PNG, GIF or WebP (415 otherwise). The client's file name is kept as
+// `filename` but never used as a storage path.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /media/upload/image (the `UploadMediaImage` operationId).
+func (c *ClientWithResponses) UploadMediaImageWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UploadMediaImageResponse, error) {
+	rsp, err := c.UploadMediaImageWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUploadMediaImageResponse(rsp)
+}
+
+// DeleteMediaWithResponse Delete a media item
+//
+// Deletes the file from storage, then the row. Only the uploader or an admin may (403 otherwise).
+// Audited as `media.delete`. A storage that cannot be reached answers 503 and deletes nothing.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /media/{id} (the `DeleteMedia` operationId).
+func (c *ClientWithResponses) DeleteMediaWithResponse(ctx context.Context, id MediaID, reqEditors ...RequestEditorFn) (*DeleteMediaResponse, error) {
+	rsp, err := c.DeleteMedia(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteMediaResponse(rsp)
+}
+
+// GetMediaWithResponse Get a media item
+//
+// One media item. Media are readable organisation-wide (attachments are shared).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /media/{id} (the `GetMedia` operationId).
+func (c *ClientWithResponses) GetMediaWithResponse(ctx context.Context, id MediaID, reqEditors ...RequestEditorFn) (*GetMediaResponse, error) {
+	rsp, err := c.GetMedia(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetMediaResponse(rsp)
 }
 
 // ListCategoriesWithResponse List categories
@@ -35958,6 +37815,1735 @@ func ParseVerifyIntegrationResponse(rsp *http.Response) (*VerifyIntegrationRespo
 	return response, nil
 }
 
+// ParseListMediaResponse parses an HTTP response from a ListMediaWithResponse call
+func ParseListMediaResponse(rsp *http.Response) (*ListMediaResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListMediaResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest MediaPage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListMediaResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 403:
+		var headers ListMediaResponse403Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers403 = &headers
+	case true:
+		var headers ListMediaResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseRegisterMediaResponse parses an HTTP response from a RegisterMediaWithResponse call
+func ParseRegisterMediaResponse(rsp *http.Response) (*RegisterMediaResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RegisterMediaResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest Media
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers RegisterMediaResponse201Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 409:
+		var headers RegisterMediaResponse409Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 422:
+		var headers RegisterMediaResponse422Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 503:
+		var headers RegisterMediaResponse503Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers503 = &headers
+	case true:
+		var headers RegisterMediaResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetMediaFileResponse parses an HTTP response from a GetMediaFileWithResponse call
+func ParseGetMediaFileResponse(rsp *http.Response) (*GetMediaFileResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetMediaFileResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetMediaFileResponse200Headers
+		if values := rsp.Header.Values("Content-Disposition"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Disposition", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentDisposition = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers GetMediaFileResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetMediaSignatureResponse parses an HTTP response from a GetMediaSignatureWithResponse call
+func ParseGetMediaSignatureResponse(rsp *http.Response) (*GetMediaSignatureResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetMediaSignatureResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest MediaSignature
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetMediaSignatureResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 422:
+		var headers GetMediaSignatureResponse422Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers422 = &headers
+	case true:
+		var headers GetMediaSignatureResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseUploadMediaFileResponse parses an HTTP response from a UploadMediaFileWithResponse call
+func ParseUploadMediaFileResponse(rsp *http.Response) (*UploadMediaFileResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &UploadMediaFileResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest MediaCreated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers UploadMediaFileResponse201Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 413:
+		var headers UploadMediaFileResponse413Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 415:
+		var headers UploadMediaFileResponse415Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers415 = &headers
+	case rsp.StatusCode == 503:
+		var headers UploadMediaFileResponse503Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers503 = &headers
+	case true:
+		var headers UploadMediaFileResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseUploadMediaImageResponse parses an HTTP response from a UploadMediaImageWithResponse call
+func ParseUploadMediaImageResponse(rsp *http.Response) (*UploadMediaImageResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &UploadMediaImageResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest MediaCreated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers UploadMediaImageResponse201Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 413:
+		var headers UploadMediaImageResponse413Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 415:
+		var headers UploadMediaImageResponse415Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers415 = &headers
+	case rsp.StatusCode == 503:
+		var headers UploadMediaImageResponse503Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers503 = &headers
+	case true:
+		var headers UploadMediaImageResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDeleteMediaResponse parses an HTTP response from a DeleteMediaWithResponse call
+func ParseDeleteMediaResponse(rsp *http.Response) (*DeleteMediaResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteMediaResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		var headers DeleteMediaResponse204Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers204 = &headers
+	case rsp.StatusCode == 403:
+		var headers DeleteMediaResponse403Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 503:
+		var headers DeleteMediaResponse503Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers503 = &headers
+	case true:
+		var headers DeleteMediaResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetMediaResponse parses an HTTP response from a GetMediaWithResponse call
+func ParseGetMediaResponse(rsp *http.Response) (*GetMediaResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetMediaResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Media
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetMediaResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers GetMediaResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
 // ParseListCategoriesResponse parses an HTTP response from a ListCategoriesWithResponse call
 func ParseListCategoriesResponse(rsp *http.Response) (*ListCategoriesResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -44268,6 +47854,30 @@ type ServerInterface interface {
 	// VerifyIntegration Verify an integration's credentials
 	// (POST /integrations/{id}/verify)
 	VerifyIntegration(ctx echo.Context, id IntegrationID) error
+	// ListMedia List media
+	// (GET /media)
+	ListMedia(ctx echo.Context, params ListMediaParams) error
+	// RegisterMedia Register a direct upload
+	// (POST /media)
+	RegisterMedia(ctx echo.Context, params RegisterMediaParams) error
+	// GetMediaFile Download a local media file
+	// (GET /media/files/{key})
+	GetMediaFile(ctx echo.Context, key string) error
+	// GetMediaSignature Sign a direct upload
+	// (GET /media/signature)
+	GetMediaSignature(ctx echo.Context) error
+	// UploadMediaFile Upload a file
+	// (POST /media/upload/file)
+	UploadMediaFile(ctx echo.Context) error
+	// UploadMediaImage Upload an image
+	// (POST /media/upload/image)
+	UploadMediaImage(ctx echo.Context) error
+	// DeleteMedia Delete a media item
+	// (DELETE /media/{id})
+	DeleteMedia(ctx echo.Context, id MediaID) error
+	// GetMedia Get a media item
+	// (GET /media/{id})
+	GetMedia(ctx echo.Context, id MediaID) error
 	// ListCategories List categories
 	// (GET /metadata/categories)
 	ListCategories(ctx echo.Context, params ListCategoriesParams) error
@@ -45772,6 +49382,156 @@ func (w *ServerInterfaceWrapper) VerifyIntegration(ctx echo.Context) error {
 	return err
 }
 
+// ListMedia converts echo context to params.
+func (w *ServerInterfaceWrapper) ListMedia(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListMediaParams
+	// ------------- Optional query parameter "page" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "page", ctx.QueryParams(), &params.Page, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter page: %s", err))
+	}
+
+	// ------------- Optional query parameter "page_size" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "page_size", ctx.QueryParams(), &params.PageSize, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter page_size: %s", err))
+	}
+
+	// ------------- Optional query parameter "uploaded_by" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "uploaded_by", ctx.QueryParams(), &params.UploadedBy, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter uploaded_by: %s", err))
+	}
+
+	// ------------- Optional query parameter "resource_type" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "resource_type", ctx.QueryParams(), &params.ResourceType, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter resource_type: %s", err))
+	}
+
+	// ------------- Optional query parameter "sort" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", false, false, "sort", ctx.QueryParams(), &params.Sort, runtime.BindQueryParameterOptions{Type: "array", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter sort: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListMedia(ctx, params)
+	return err
+}
+
+// RegisterMedia converts echo context to params.
+func (w *ServerInterfaceWrapper) RegisterMedia(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params RegisterMediaParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RegisterMedia(ctx, params)
+	return err
+}
+
+// GetMediaFile converts echo context to params.
+func (w *ServerInterfaceWrapper) GetMediaFile(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "key" -------------
+	var key string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "key", ctx.Param("key"), &key, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter key: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetMediaFile(ctx, key)
+	return err
+}
+
+// GetMediaSignature converts echo context to params.
+func (w *ServerInterfaceWrapper) GetMediaSignature(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetMediaSignature(ctx)
+	return err
+}
+
+// UploadMediaFile converts echo context to params.
+func (w *ServerInterfaceWrapper) UploadMediaFile(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UploadMediaFile(ctx)
+	return err
+}
+
+// UploadMediaImage converts echo context to params.
+func (w *ServerInterfaceWrapper) UploadMediaImage(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UploadMediaImage(ctx)
+	return err
+}
+
+// DeleteMedia converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteMedia(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id MediaID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteMedia(ctx, id)
+	return err
+}
+
+// GetMedia converts echo context to params.
+func (w *ServerInterfaceWrapper) GetMedia(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id MediaID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetMedia(ctx, id)
+	return err
+}
+
 // ListCategories converts echo context to params.
 func (w *ServerInterfaceWrapper) ListCategories(ctx echo.Context) error {
 	var err error
@@ -47179,6 +50939,14 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/audit-logs/:id", wrapper.GetAuditLog, options.OperationMiddlewares["getAuditLog"]...)
 	router.GET(options.BaseURL+"/settings", wrapper.GetSettings, options.OperationMiddlewares["getSettings"]...)
 	router.PATCH(options.BaseURL+"/settings", wrapper.UpdateSettings, options.OperationMiddlewares["updateSettings"]...)
+	router.GET(options.BaseURL+"/media", wrapper.ListMedia, options.OperationMiddlewares["listMedia"]...)
+	router.POST(options.BaseURL+"/media", wrapper.RegisterMedia, options.OperationMiddlewares["registerMedia"]...)
+	router.POST(options.BaseURL+"/media/upload/image", wrapper.UploadMediaImage, options.OperationMiddlewares["uploadMediaImage"]...)
+	router.POST(options.BaseURL+"/media/upload/file", wrapper.UploadMediaFile, options.OperationMiddlewares["uploadMediaFile"]...)
+	router.GET(options.BaseURL+"/media/signature", wrapper.GetMediaSignature, options.OperationMiddlewares["getMediaSignature"]...)
+	router.GET(options.BaseURL+"/media/files/:key", wrapper.GetMediaFile, options.OperationMiddlewares["getMediaFile"]...)
+	router.DELETE(options.BaseURL+"/media/:id", wrapper.DeleteMedia, options.OperationMiddlewares["deleteMedia"]...)
+	router.GET(options.BaseURL+"/media/:id", wrapper.GetMedia, options.OperationMiddlewares["getMedia"]...)
 	router.GET(options.BaseURL+"/metadata/tags", wrapper.ListTags, options.OperationMiddlewares["listTags"]...)
 	router.POST(options.BaseURL+"/metadata/tags", wrapper.CreateTag, options.OperationMiddlewares["createTag"]...)
 	router.DELETE(options.BaseURL+"/metadata/tags/:id", wrapper.DeleteTag, options.OperationMiddlewares["deleteTag"]...)
@@ -47255,6 +51023,16 @@ type IntegrationJSONResponse struct {
 	Body Integration
 
 	Headers IntegrationResponseHeaders
+}
+
+type MediaCreatedResponseHeaders struct {
+	Location   string
+	XRequestID *string
+}
+type MediaCreatedJSONResponse struct {
+	Body Media
+
+	Headers MediaCreatedResponseHeaders
 }
 
 type ProblemResponseHeaders struct {
@@ -53547,6 +57325,1267 @@ func (response VerifyIntegrationdefaultApplicationProblemPlusJSONResponse) Visit
 	return err
 }
 
+type ListMediaRequestObject struct {
+	Params ListMediaParams
+}
+
+type ListMediaResponseObject interface {
+	VisitListMediaResponse(w http.ResponseWriter) error
+}
+
+type ListMedia200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type ListMedia200JSONResponse struct {
+	Body    MediaPage
+	Headers ListMedia200ResponseHeaders
+}
+
+func (response ListMedia200JSONResponse) VisitListMediaResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListMedia403ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response ListMedia403ApplicationProblemPlusJSONResponse) VisitListMediaResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListMediadefaultResponseHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type ListMediadefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ListMediadefaultResponseHeaders
+	StatusCode int
+}
+
+func (response ListMediadefaultApplicationProblemPlusJSONResponse) VisitListMediaResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RegisterMediaRequestObject struct {
+	Params RegisterMediaParams
+	Body   *RegisterMediaJSONRequestBody
+}
+
+type RegisterMediaResponseObject interface {
+	VisitRegisterMediaResponse(w http.ResponseWriter) error
+}
+
+type RegisterMedia201ResponseHeaders struct {
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
+}
+
+type RegisterMedia201JSONResponse struct {
+	Body    Media
+	Headers RegisterMedia201ResponseHeaders
+}
+
+func (response RegisterMedia201JSONResponse) VisitRegisterMediaResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RegisterMedia409ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response RegisterMedia409ApplicationProblemPlusJSONResponse) VisitRegisterMediaResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RegisterMedia422ResponseHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type RegisterMedia422ApplicationProblemPlusJSONResponse struct {
+	Body    Problem
+	Headers RegisterMedia422ResponseHeaders
+}
+
+func (response RegisterMedia422ApplicationProblemPlusJSONResponse) VisitRegisterMediaResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RegisterMedia503ResponseHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type RegisterMedia503ApplicationProblemPlusJSONResponse struct {
+	Body    Problem
+	Headers RegisterMedia503ResponseHeaders
+}
+
+func (response RegisterMedia503ApplicationProblemPlusJSONResponse) VisitRegisterMediaResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RegisterMediadefaultResponseHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type RegisterMediadefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    RegisterMediadefaultResponseHeaders
+	StatusCode int
+}
+
+func (response RegisterMediadefaultApplicationProblemPlusJSONResponse) VisitRegisterMediaResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetMediaFileRequestObject struct {
+	Key string `json:"key"`
+}
+
+type GetMediaFileResponseObject interface {
+	VisitGetMediaFileResponse(w http.ResponseWriter) error
+}
+
+type GetMediaFile200ResponseHeaders struct {
+	ContentDisposition *string
+	XRequestID         *string
+}
+
+type GetMediaFile200AsteriskResponse struct {
+	Body          io.Reader
+	Headers       GetMediaFile200ResponseHeaders
+	ContentType   string
+	ContentLength int64
+}
+
+func (response GetMediaFile200AsteriskResponse) VisitGetMediaFileResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", response.ContentType)
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	if response.Headers.ContentDisposition != nil {
+		w.Header().Set("Content-Disposition", fmt.Sprint(*response.Headers.ContentDisposition))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type GetMediaFiledefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response GetMediaFiledefaultApplicationProblemPlusJSONResponse) VisitGetMediaFileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetMediaSignatureRequestObject struct {
+}
+
+type GetMediaSignatureResponseObject interface {
+	VisitGetMediaSignatureResponse(w http.ResponseWriter) error
+}
+
+type GetMediaSignature200ResponseHeaders struct {
+	CacheControl *string
+	XRequestID   *string
+}
+
+type GetMediaSignature200JSONResponse struct {
+	Body    MediaSignature
+	Headers GetMediaSignature200ResponseHeaders
+}
+
+func (response GetMediaSignature200JSONResponse) VisitGetMediaSignatureResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetMediaSignature422ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response GetMediaSignature422ApplicationProblemPlusJSONResponse) VisitGetMediaSignatureResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetMediaSignaturedefaultResponseHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type GetMediaSignaturedefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    GetMediaSignaturedefaultResponseHeaders
+	StatusCode int
+}
+
+func (response GetMediaSignaturedefaultApplicationProblemPlusJSONResponse) VisitGetMediaSignatureResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UploadMediaFileRequestObject struct {
+	Body *multipart.Reader
+}
+
+type UploadMediaFileResponseObject interface {
+	VisitUploadMediaFileResponse(w http.ResponseWriter) error
+}
+
+type UploadMediaFile201JSONResponse struct{ MediaCreatedJSONResponse }
+
+func (response UploadMediaFile201JSONResponse) VisitUploadMediaFileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UploadMediaFile413ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response UploadMediaFile413ApplicationProblemPlusJSONResponse) VisitUploadMediaFileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UploadMediaFile415ResponseHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type UploadMediaFile415ApplicationProblemPlusJSONResponse struct {
+	Body    Problem
+	Headers UploadMediaFile415ResponseHeaders
+}
+
+func (response UploadMediaFile415ApplicationProblemPlusJSONResponse) VisitUploadMediaFileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UploadMediaFile503ResponseHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type UploadMediaFile503ApplicationProblemPlusJSONResponse struct {
+	Body    Problem
+	Headers UploadMediaFile503ResponseHeaders
+}
+
+func (response UploadMediaFile503ApplicationProblemPlusJSONResponse) VisitUploadMediaFileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UploadMediaFiledefaultResponseHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type UploadMediaFiledefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UploadMediaFiledefaultResponseHeaders
+	StatusCode int
+}
+
+func (response UploadMediaFiledefaultApplicationProblemPlusJSONResponse) VisitUploadMediaFileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UploadMediaImageRequestObject struct {
+	Body *multipart.Reader
+}
+
+type UploadMediaImageResponseObject interface {
+	VisitUploadMediaImageResponse(w http.ResponseWriter) error
+}
+
+type UploadMediaImage201JSONResponse struct{ MediaCreatedJSONResponse }
+
+func (response UploadMediaImage201JSONResponse) VisitUploadMediaImageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UploadMediaImage413ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response UploadMediaImage413ApplicationProblemPlusJSONResponse) VisitUploadMediaImageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UploadMediaImage415ResponseHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type UploadMediaImage415ApplicationProblemPlusJSONResponse struct {
+	Body    Problem
+	Headers UploadMediaImage415ResponseHeaders
+}
+
+func (response UploadMediaImage415ApplicationProblemPlusJSONResponse) VisitUploadMediaImageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UploadMediaImage503ResponseHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type UploadMediaImage503ApplicationProblemPlusJSONResponse struct {
+	Body    Problem
+	Headers UploadMediaImage503ResponseHeaders
+}
+
+func (response UploadMediaImage503ApplicationProblemPlusJSONResponse) VisitUploadMediaImageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UploadMediaImagedefaultResponseHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type UploadMediaImagedefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UploadMediaImagedefaultResponseHeaders
+	StatusCode int
+}
+
+func (response UploadMediaImagedefaultApplicationProblemPlusJSONResponse) VisitUploadMediaImageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteMediaRequestObject struct {
+	Id MediaID `json:"id"`
+}
+
+type DeleteMediaResponseObject interface {
+	VisitDeleteMediaResponse(w http.ResponseWriter) error
+}
+
+type DeleteMedia204ResponseHeaders struct {
+	XRequestID *string
+}
+
+type DeleteMedia204Response struct {
+	Headers DeleteMedia204ResponseHeaders
+}
+
+func (response DeleteMedia204Response) VisitDeleteMediaResponse(w http.ResponseWriter) error {
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(204)
+	return nil
+}
+
+type DeleteMedia403ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteMedia403ApplicationProblemPlusJSONResponse) VisitDeleteMediaResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteMedia503ResponseHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type DeleteMedia503ApplicationProblemPlusJSONResponse struct {
+	Body    Problem
+	Headers DeleteMedia503ResponseHeaders
+}
+
+func (response DeleteMedia503ApplicationProblemPlusJSONResponse) VisitDeleteMediaResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteMediadefaultResponseHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type DeleteMediadefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    DeleteMediadefaultResponseHeaders
+	StatusCode int
+}
+
+func (response DeleteMediadefaultApplicationProblemPlusJSONResponse) VisitDeleteMediaResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetMediaRequestObject struct {
+	Id MediaID `json:"id"`
+}
+
+type GetMediaResponseObject interface {
+	VisitGetMediaResponse(w http.ResponseWriter) error
+}
+
+type GetMedia200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type GetMedia200JSONResponse struct {
+	Body    Media
+	Headers GetMedia200ResponseHeaders
+}
+
+func (response GetMedia200JSONResponse) VisitGetMediaResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetMediadefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response GetMediadefaultApplicationProblemPlusJSONResponse) VisitGetMediaResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListCategoriesRequestObject struct {
 	Params ListCategoriesParams
 }
@@ -59557,6 +64596,30 @@ type StrictServerInterface interface {
 	// VerifyIntegration Verify an integration's credentials
 	// (POST /integrations/{id}/verify)
 	VerifyIntegration(ctx context.Context, request VerifyIntegrationRequestObject) (VerifyIntegrationResponseObject, error)
+	// ListMedia List media
+	// (GET /media)
+	ListMedia(ctx context.Context, request ListMediaRequestObject) (ListMediaResponseObject, error)
+	// RegisterMedia Register a direct upload
+	// (POST /media)
+	RegisterMedia(ctx context.Context, request RegisterMediaRequestObject) (RegisterMediaResponseObject, error)
+	// GetMediaFile Download a local media file
+	// (GET /media/files/{key})
+	GetMediaFile(ctx context.Context, request GetMediaFileRequestObject) (GetMediaFileResponseObject, error)
+	// GetMediaSignature Sign a direct upload
+	// (GET /media/signature)
+	GetMediaSignature(ctx context.Context, request GetMediaSignatureRequestObject) (GetMediaSignatureResponseObject, error)
+	// UploadMediaFile Upload a file
+	// (POST /media/upload/file)
+	UploadMediaFile(ctx context.Context, request UploadMediaFileRequestObject) (UploadMediaFileResponseObject, error)
+	// UploadMediaImage Upload an image
+	// (POST /media/upload/image)
+	UploadMediaImage(ctx context.Context, request UploadMediaImageRequestObject) (UploadMediaImageResponseObject, error)
+	// DeleteMedia Delete a media item
+	// (DELETE /media/{id})
+	DeleteMedia(ctx context.Context, request DeleteMediaRequestObject) (DeleteMediaResponseObject, error)
+	// GetMedia Get a media item
+	// (GET /media/{id})
+	GetMedia(ctx context.Context, request GetMediaRequestObject) (GetMediaResponseObject, error)
 	// ListCategories List categories
 	// (GET /metadata/categories)
 	ListCategories(ctx context.Context, request ListCategoriesRequestObject) (ListCategoriesResponseObject, error)
@@ -61494,6 +66557,235 @@ func (sh *strictHandler) VerifyIntegration(ctx echo.Context, id IntegrationID) e
 	return nil
 }
 
+// ListMedia operation middleware
+func (sh *strictHandler) ListMedia(ctx echo.Context, params ListMediaParams) error {
+	var request ListMediaRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListMedia(ctx.Request().Context(), request.(ListMediaRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListMedia")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListMediaResponseObject); ok {
+		return validResponse.VisitListMediaResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// RegisterMedia operation middleware
+func (sh *strictHandler) RegisterMedia(ctx echo.Context, params RegisterMediaParams) error {
+	var request RegisterMediaRequestObject
+
+	request.Params = params
+
+	var body RegisterMediaJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.RegisterMedia(ctx.Request().Context(), request.(RegisterMediaRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RegisterMedia")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(RegisterMediaResponseObject); ok {
+		return validResponse.VisitRegisterMediaResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetMediaFile operation middleware
+func (sh *strictHandler) GetMediaFile(ctx echo.Context, key string) error {
+	var request GetMediaFileRequestObject
+
+	request.Key = key
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetMediaFile(ctx.Request().Context(), request.(GetMediaFileRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetMediaFile")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetMediaFileResponseObject); ok {
+		return validResponse.VisitGetMediaFileResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetMediaSignature operation middleware
+func (sh *strictHandler) GetMediaSignature(ctx echo.Context) error {
+	var request GetMediaSignatureRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetMediaSignature(ctx.Request().Context(), request.(GetMediaSignatureRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetMediaSignature")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetMediaSignatureResponseObject); ok {
+		return validResponse.VisitGetMediaSignatureResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// UploadMediaFile operation middleware
+func (sh *strictHandler) UploadMediaFile(ctx echo.Context) error {
+	var request UploadMediaFileRequestObject
+
+	if reader, err := ctx.Request().MultipartReader(); err != nil {
+		return err
+	} else {
+		request.Body = reader
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UploadMediaFile(ctx.Request().Context(), request.(UploadMediaFileRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UploadMediaFile")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UploadMediaFileResponseObject); ok {
+		return validResponse.VisitUploadMediaFileResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// UploadMediaImage operation middleware
+func (sh *strictHandler) UploadMediaImage(ctx echo.Context) error {
+	var request UploadMediaImageRequestObject
+
+	if reader, err := ctx.Request().MultipartReader(); err != nil {
+		return err
+	} else {
+		request.Body = reader
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UploadMediaImage(ctx.Request().Context(), request.(UploadMediaImageRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UploadMediaImage")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UploadMediaImageResponseObject); ok {
+		return validResponse.VisitUploadMediaImageResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DeleteMedia operation middleware
+func (sh *strictHandler) DeleteMedia(ctx echo.Context, id MediaID) error {
+	var request DeleteMediaRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteMedia(ctx.Request().Context(), request.(DeleteMediaRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteMedia")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeleteMediaResponseObject); ok {
+		return validResponse.VisitDeleteMediaResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetMedia operation middleware
+func (sh *strictHandler) GetMedia(ctx echo.Context, id MediaID) error {
+	var request GetMediaRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetMedia(ctx.Request().Context(), request.(GetMediaRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetMedia")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetMediaResponseObject); ok {
+		return validResponse.VisitGetMediaResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // ListCategories operation middleware
 func (sh *strictHandler) ListCategories(ctx echo.Context, params ListCategoriesParams) error {
 	var request ListCategoriesRequestObject
@@ -63306,591 +68598,636 @@ func (sh *strictHandler) ReceiveFlowWebhook(ctx echo.Context, endpointKey string
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7P3pcuM4tjiIvwpCfW+kXU3Zkuzc5Oi4f5fTWeWq3Np2dlZVKv8iREIS2hSgJkDbKo8j7qeJ33ydeYWJ",
-	"G/F7rX6SCRwAJEiCWpzOrbv6Q1daJLEcHJx9uWlFfDbnjDApWv2b1pTgmKTwz8Mk4VfqHzERUUrnknLW",
-	"6rfOpwTNiJzyWCA5JWiO5RThKCJzKdAWZ2i/83B7pxW0RDQlM6wGkIs5afVbQqaUTVq3t0HrCEdTcsSZ",
-	"THlSnyJkvC0kT0nYRykRc84EUZNhiSKcpgsk+QVhAvEU0ZgwSeUC4ZQgRi5JiiI1drxyBZxJwuQzKuZc",
-	"UD1xdR2HDJHrOU/lA4HGNCGI4RnpoxBLiaPpjDB5AL+rn/8yaA2yTmcvirHEgkj4g7T1b+OUz0o/SK7/",
-	"3NF/kmvz/qAVqoWn5B8ZTUnc6ss0I8s3cnyOJ/5TGif86oFAKbmkgnKGsEAYCZlyNkEGahJPAhQOWqle",
-	"h321tJhi8jmWkqRq+P//oJW+77SffvjzoPUfrcCzrJOYzOZcgfiUzBO8UJupnbPaXYiupoQBKtmzRlSj",
-	"FuBAjDATVyRFkiPMEMFpQkmKFIiIkOiKyql+Gc8ICvNpo0X7Z7IIEWZx8XjE4wX88o+MpIsDeMDnJMVq",
-	"QSimMWJcojRjCE8wZV4cGnGeEMxgky94hP2oo+CPR4InmTRXhI9huiglWJJY7ZVnaUQCRFmUZDFlExTu",
-	"4jndvexujAOnWJIXdEYl/F99NacaWAJhdadJjKgGeJSlKWEKiCzmV97tUibJhKTlaU7JDFOmZm+eKiFj",
-	"+fHzCOLZzhmJOIsFypikCUygB1ZAJVKsHp/IdHE4liRtHltydIWpRCMy5qlCTZku1Blt7feeBuhhZ297",
-	"5TTv3r07zORUXbUIS1Kf67Uill2FGSOCU5K2BYkyhfE5Too+Cr+HZ4ikKU//MmhRdokTGg+BBtauaB03",
-	"fjEncvLMj6X2ItEYbZFoykkcKMI6IUytQV0/RTbevjh5tn2AqEQ4ERzh+ZzgVKjzTfhEwJ2CBVaAP8PX",
-	"LwibyGmr/2i/TiZug9Ycp3hGpOU5E8LkEWdjOnme8KumNdPYXidF49DVlAuCsPoWRfAxklMqEIXVUPWV",
-	"uoKtoKUodavfUl8Nabz0lo15OsNSH+mj/VbQmlFGZ9ms1e8GvtM+nNNzdSRNaz58c6L5FqJxw7I+0YrO",
-	"eOq7RDyV6IIsRIDCdojGPEXqBcIUKdpBz8gYZ4lEYdtQrCGWgGvkep7wmLT6Y5wIYvYB9LTYiFAzukun",
-	"kszggAlT633fKgZtBa126a8ECznMRP6w8jdMEbTa8N8PNZwKFM6d6On2AETmjwJGOE2xWmzG6D8yYh4r",
-	"YN8GLSEXCWAIT2dqsMM0mtJL0nSoWD9GKYl4Gn++k81iKl/wSeOy1HPF49PFZ1vTUZYKnvrXEzJyLYcR",
-	"vBHaqztX0gbPBBphGU3zRVZQSX/UJIa8P2z/htu/d9pPh+0PN92g9/DRrV8eOb4mUaaW1AQzYl/4bBBb",
-	"RuGArn3OhfyNpErye5XNRqThFC/1K4jBOyB5Gf4Oq93q7uyw7YYVm2/XXvZeb/WyHVnvZ7LwiO8oSihh",
-	"sh0p/sAUsUNbGL19e/IsAHpHrvFsnpBtrVrM8AVRrA5YPRJ4THYQHAVNhcyFUPUmFSAnYvTw+lr9cUHm",
-	"EgYMT54dv3zz+vz41dGvw/PzF8MfX789PQvRVm9/G81BN0kSkgZGgQK2qeB0UIioapFlmbYstKIUxGmh",
-	"WDG8V4i8sm1F7T4CyVqvvzwsRjEdjwmIYzAyT83AeocC7fd6KKSOHH1BFu2UKAocHqCrqVKEZA4XKz4I",
-	"SZNEic4iQPudp+URKGvPUz5JiRBhjiBa1SxQpCK6N175weC6120PBtePj/WVf9hw5U/GLxVlaSBJSm8K",
-	"kWIuKCU4PkAYzaiYqS8KUHR7APloitmEwKlPFXds3MK4rafcQAYKWicKp7W81yjwFK98NqrQoEsAvwRk",
-	"Xkq3E/janT/WEkWr/7ADTFrP3et0Vq7kDZ4QP1y67REWRF2iCTF0qWlB6hX/errOcrod+N9aSzqjv5Nl",
-	"8FEzLlvNUKgBvEvqPSyvaY31yOlbQdImBMoESZsxRz29b3n4jCjhqL6aIyxImzJBmKBSyU4iG+nLgAR8",
-	"gvglEFqS68gPhHmER4miOySJRRNg9YtNF9Bim/2767uPZxJL8TzlswbWDHQvxgsU8YwpDWkr/PXXX39t",
-	"v3zZfvYsVAo9CiWdkd85I6HR7wW9JNuFVN17qgYQVrsMJQ+bNjRWC/EeRKyUysYNnJsV+DdxcvjqEKlF",
-	"IvWOZmsxGVNGBKwsQFeEXGjFbtCSPMaLQQttOVwThcdZyudk9w1OqQiLzfXV2Q0YTyeYUQE064FAocHt",
-	"YQ4ZtBX+cHyOdgWRkrKJGmLAGoBgP/IDgmKG2/L3VrCa1mrQcD9QgBl83MECpJqOUvIND/Kc4FnTjZYE",
-	"zz4bLzgns3mCJWlejH7+2RZ0d1p3zwt5h6l8eVZfyI/8CiWcTXJDkro6QNQypn4jLLa3X0sbYFzq/PO/",
-	"/589xYDQTGw3oZEabjgTfs7h8ta9CivreHZwq4BhTOxggTFGA8tzI20nV//E83lCtcFz9+9CWz2LFfxH",
-	"SsatfutPu4VDYVc/FbulQWHOqqQODJyPCysJEHjHG/FL29ix2vrYfdOZ13cdkxdMdnxJmDyTKcGzypYk",
-	"uZa7RD1ui/y5IXCtfgtUgT7qdTqdARsweLFfaIo7xm4xYDTuo+6AxVjiProZtPJXhjQetPpPO91g0BLk",
-	"H4NWv3urhlpqtKvB54ykl2AeZBLBIkQfhWY12nKvUENb7cNAyd72dzVn/rNenn7w09nrV+bJfULa7vtI",
-	"Q+beMCgf2Aeec3OtMGhFQmIWC4THUimpmCrmgrK5unShuTrVLXtUqFU79/g3Kg6BZV/n790GHwVvpbm/",
-	"o3JqnUD3Ams1aBOYlaYfaE2SSoEYuUJq7go87XKWbQXe+cjtO5rTve3eHbMBCI42doAEiVIiBRJTfoU4",
-	"SxYKDUPz61AQWUU28H22Hefnsh2XHKUfCa03KR8lZLYEUnP9xp8txHJKqBiMxDSp+AymWKAuMh4JLZiD",
-	"iRg8Aa3+ezVRrEhbIXIHxUizTEg0IghLlBAlenWVop3iSF1cxTtbQWvOFbDTVr+1C9zv9oPiieqKR2pc",
-	"4zDbVWgpDF8nQipdpt/qdH969uivnV/3fvv5ya+P33X++vh875f9v/VedRX1lVhmotXfVxxSUgn0/m9q",
-	"H1rLhj0UQlmWsv4VlpjPaN9AqX+Zv93Wb98Ga+KYPQkfKzRTBwqNTp8foaf7Dx8jMyXSsKvyxtxTvwwb",
-	"9Eslz+xHErvcTdfOTQXLBqk4KUsDlByKaw1SfFEZyHgM1xxEvW09gu3cJbj048J5qH187aqTb9nXVZ/g",
-	"R17pM6M73Rv1ywdsIH2uVoes5naPAsR5XUa7+2ZgsIaNgPqU87EZmY1Ieq8bASH2/raihjs1grpvT6+z",
-	"FKJwhNDyc4AwcOeUjFMipsb1aKMhtB36a2FMSpm7N0jBYA2HrjTDezvjnNpXPdcVzuk4N/utXqf3qN3Z",
-	"a3e6552n/b1Ov9PZ6XQ6v7WC3Cnd3+8FSkvtPwxaCWaTDDSxFmHavqEd/6LVZ1mSBK0Zj4liphOi1Lx2",
-	"b+dhe5xg4Si8h5dYMVKSCs5wQuVCqcQpHxMhqPpFMcOFkGQ2nKd8Nler/JVnEFB1eIkD7YjI5nOeSoSF",
-	"oIr5SqWrHRtD0NmUz3fQoXaQjFJKxol2WOh4LMqUooJ4GpMUKRVEnYAkM4hxyFLS6nd29oKWBFuV1r/V",
-	"mrJ5vAbYbgO1lzlJJdX6qwvtiomlLemsbmcJWtftCW9b3/Ccqrd2zvWr+aM2nc2NGx3MCf3WhMppNtqJ",
-	"+GzXCAb5f/mcMCWYmMHATpCfrsfEUFXK9fGv9WKBIDdeT3iOLfbx+/zroKUwqPXhNkei4p0cNvkrGpk8",
-	"k5QQa4UZQN2RN877tzXU80xQQhX3SHk2SorzfN/S9n930dLYP1cu6ly9eFtGuq8He25dg9V7bcEqQlhM",
-	"QIR7DmbnDnpUAV0GawlVLDoE5SANBzRF1AUf/Z1EIEE59E/r/kDF4xhCK3HyxrmkJnCkTJ6NAVUgoPwk",
-	"RpyZWLk+Cp29hWicUsLiZBGgUIIdmTJNNAIU2v2GiLAdFDp7DIMBC4td6sDAEHYa6kBDxDiKrQkbYhKB",
-	"wgL9OzxBjMdEoDFOEjTC0QWSXIcPOgLRgFmJqAg7BMuNHVdoC7fDHEpE/9+W2teouEMtG2IjQIrRsV4j",
-	"opRFJfccIKyfKsUUSzTjQiLOCNoClzROUoLjRZtcUyFFCAbWjey9ZXpbtWF+f/QG7T9G9hUdXCuyaAoW",
-	"AcJCxFMUzmX7+1OwCTjOir2HJbdUL/AEuXy46QV7t1vtIublw003eHK7/Z3H/V0l/rlN+En3ac+3yeV8",
-	"oRZYAQET6qmN5jk8QRGWOOGTTIG71zOXq52xC8av1ObllKRXVJDtyua7TU65ZXxone8/IZdypn/SWWP+",
-	"lUyscIj7DPb3wNwqTKTGP8pbXEHi3wIz2JDEH6I5TiXFCdK85ABhhvAIrNrm+i8QFShjOt4iDlCodhui",
-	"KIFoU6z/AV5gzsgOCm9uQ19whkNgDQpr8mmojmUYdbrjXu9v6Hr+cZk+/2XyX483ZdDYcFcrs7SCKjOO",
-	"sMhw4g1kLeZzR7L6UY7E3k+Nw+2Oqii5ntOUCOe9bq+91z3vqJec9xSH3qtE7JqrVvxG5/Y3I6Icnb5E",
-	"YsGiVtDiV0xHnvQfK8iQMb1u9VtXkg9/udibP/0rfgFG3Ut+URpcRHyuLqwmY33F1Y1I3E+okHCi34Za",
-	"6EL6a1rXBgqoe/ZLt1CjQJ9pL2VUvJOSW+DpWkCxmNwcPtTtFb4OEShlIiURnzAqdHAlsIYdH+Nwb8NX",
-	"CW57OZ2o/zoFdyPxvfqtlUr0YDlInaMoXZ6KslrJGShhQAmEXjnHEM+P0WMRrG2BnnYgnOog10YO35wM",
-	"z1//fPxq+PLwF4gRfnb46xna2nv0cHsHncF2kfWMTUkSo9ECLXiWopQn5EAjRv+7PAZZJ3RVhJ5V9Pu3",
-	"lo8Yb05VN6Zed5c5PFjlymC4/fvww5/75r9NEpdNBTHzbZAZUkHRMnauRqIGTZaRK32gByiE/4bqXMWU",
-	"XzGdwcRZREC5NqmQ1r+MlYY7rZz6vw13V+IaCDelsdLe7PFvsvPraJ+9e3J51L1+9pA8fzT58TH96cnF",
-	"i6ezV53WH2LBH2LBVyEW/Dtw9fyW+rJSvxS/t4taRrJt6CNOktdjiGJZGsuBJ+Qlkbh1G9xUqEsOqfwf",
-	"6wRJrpaPYLT6Dj6UuMEUiyEj1zKXU9QP85RcFpmbelXvPwQ6OUIxwiIvAXIQJJc40aqz+tdQPRatfue2",
-	"SI30lk2o5EVu4SQxcfuQbNNWfGy7wr7MN6v5V/7iaAGcRdcyyK3o5k/Djl6DIVpH+6CE84tMYYR5xwBQ",
-	"sRbL77pBi4phSjTDzWGVEixMfvs8wREBsUwaFs7ZiOMUUvjVUDp7Xw/gsLX8J7Vsw+kYnosp11k2WIJv",
-	"m8QAYnUq4HJQ/zSUV+1u6bbKDDcbJVRMSTy0yXeKm9u4p+JxK2hdUkFHNPcW0EsITalxy9IJfU1sqYQR",
-	"VXR8N+UWH2NE5QG4dbRkBWkPOlxcoJgkRGpRuoGWe41wDvYtyRCOTcWNAxOXipFBB72GlNi6EFQGOV7p",
-	"T5YsyGUuJbT3JrjCCw8EVDHRDi4q0ZWSJs0avfpm6aqsoGB6nGP44lx9sInIULp29XIbxR2sH/CieSc+",
-	"fl66nF8lty3RCh9C2xcKhM6LYbAANIZ7Q/ASkaph1dWUJxa38gBszmMvgkEKDZUCwvzVGnRGkXbaQd4Q",
-	"Cp8n/CocMM3UTIqroo1FKZdQ07BQjT7FeRqFLG7bdoDmSSZ0li9GOanT4csDFha0EYbWV26S4jnUaVEr",
-	"LL4x1FO7biss1yfJuBfGJQ/lK1omWkGJtuaoXr4UZcQtI4lzTF7RRo9+xDMmxff6btaO8y3LsUrzbZ3G",
-	"aEsFLeaQzVhmCSMu17zeYxOjuvJVj6OqFcBES3bm0BzPfcESXVAGRUMsptZklCk3WYW5pd03sWNi15+f",
-	"apCdEgHpNzceiebrFW508tNHyTbFXh6edysGhBIVe/wNiDt+YLuAbJKJ1mSNrdUCQ34Hc4EBzoEWFFXR",
-	"PMnRiDhiwzjlMx27YWC8mdRwR+5euaoWFs00cMkNhszMygUaFSsDQtOxZGT/NtdN9mtHMtpoPyWaWAxb",
-	"PZrjS5IuUFYlkU40LYowQ4KQtSBfgZyeNMiXvgxO2WyG08U6apdinjyTwM9cvPh3Vrr+UGr+UGr+UGr+",
-	"zZWar0ZsX03nv5QxssxsPrdJ8t+RMa02w3YrZthuXgvuMJK+2mvAJSJ1PdBbpnaOWZFhH6DQ1H0JbcFV",
-	"+P2BQCBY15U9PKc6Zm25y8PLUWIq5gleNPATtXxLxLd4isgM02S7qAyrS9kpYniVUikJO9BFtzTfkXnR",
-	"hxI9aPBPrED8HJyW1tviOBttuCrfaapS1NkpgbKAjpcelFfkxIKp4dyx8ijOVtC6IqMp5xd+1VWN+Eyn",
-	"kjaoyyYCU9tkzB/agg+HVAS45zUsYnMYlzjJiFCqNuOsrfOgkYhwglPjAhiwLR0rjk3yNOIpmhEh8ARi",
-	"uiVhcnsHhXkV1DBA4YwKQdlkOCcp/JMzE8Kv72KI9CZGZMBSMs4ETvQax5gmWUoE2gqLT3diwiiJ1bg4",
-	"k9OdhE8oG6pXSWzL0FRQ36aG+kNBtCJdOzoNnI0/02DazNdWh89yn2YOXP+NzB+fxJrfqrsHgF0thzQL",
-	"NJghLCWZzSXSwA5MUeopTyWKeEwqJYbUT+2UKMDAySyZuWo20jDMzyAwR+ju3Au1fAeNd/EFr6b44chs",
-	"Egi+jm5WM1qqXCacmgHkBLF1GGP0gl8SxUmcjHN9uXPq8/jWps6XEdJwtnckifiMoMteGfHKj13sMlEs",
-	"H/y4oxfpYIllW/p0jSoFXFYxyTkw6b2dzk63u7fzWIE5gqrPqxn4+jn7th4YvNrtOT+UWXdu9BEZZMRa",
-	"MEKF4Fa/9ZL/TpME7z7c8YSE2LOs4u9zFy+dcw69rCY/+vV4Tat8uCs/ssR7I1Vk7r/qukgmwnGcEqHo",
-	"5C/t5zy9wmlMYvUvLR2kmZA2AAmMTeH56duz8+Nnwzenr385OT5bfjsr+PA16dku/t0sV7AK7NtM+Kng",
-	"qYecW5Rd4+zP9Ku3ZaS+WZcwgrzhHoZF1sCifnW95a3nay0wFnCrtJwSVJcR0s3UG11j+H4UHEvJ70+1",
-	"mQHJrQdXOMWPDeG0ADjLT73SGMEQLiWgGAEmRFsO9wSWbFmoTTHDSNAJa1O2DRXcQyPkoC3Dt/sIo/3O",
-	"XgB2GvVDuTjAtuv8KCinmR+OW43nlSi/5zx5iefNko7P9FHNDgLp/5//5/+NzDtohuc7LQ/yHOE5Bvt9",
-	"HoZaxEBiNozyuF1tLIYTuQ3gmVYP/M900a6GhxCFmD8x1cLVgyxPhSp/NCaQoKIxUgxxPKOseFqw2iLQ",
-	"EYIbAyfo8UPQSjkUprmk5ApIyhWNJ0QWOZLmQR6kWglvLEFj2XWwB1gD0wYfOfDb4CsL2A0+KUC+5kfu",
-	"Waz5SemAvJbH8ZhEUMDUeTVAgqdG/VxfdteHvLqsxal677aEBGvtpkLRYLryDgMXVZxzKcG7hBrlIy/W",
-	"5AD7g/fqipjz9AgnyQhHFyuD692rrUtJPRnv4d6oGxlGpH76bfb00hPbC+9Xyr/uP1kdaS4NcrkR6r0n",
-	"q+vGujCGye1YfkBIMuHaj1PaZKK4ROtPj/YePRp3y3GOS8XoEoZqYb1s17I1OhVqRlqkpT8SHM+nnEHI",
-	"pak5QsXQWBGMfmoDuzMh+Yyk6EynhysxIo0V8elAGw/CpKPeiCSbQPl+/VFb5B+tV9hDiRN4QoZQirXV",
-	"3/Mcb6Il7NoBloO6l1bVoTPyXKlDNXa0TBDcwHlgT7niPYhWTbGJf8EeVj1Le5TRRLYpQ5FZRoAEIXFh",
-	"rtTVCaCtS4QZ45B0Yq090BCkakxz2HdzVLTGihtfBHSBJptJ0BqdPJOVK3asfdgl5GoqMmCsXObeiLyb",
-	"kYHmzmq/bim0WW2h6mcAVAgMMpdx0IWWBap74OVNbFatw+LlnVKcQlhtmBe1gMqahmAZoxysNlQPOjso",
-	"VAAwDxQQQqg2oXNsIMIodGASDlhDsQZ0iMIcIqHOkQKREecnYosR6F5g7qhBbrCUKSEDRov6EHsoIZck",
-	"ESgmZA6lC7ZrZTr8HgJLRd8k2CnP+zq3/xcUstdMIQt3QauZxi2lMfBSnYA57OthpxN8DoL2mfPQc0Kz",
-	"pHx/O/9pU2q0ZhK+pUzVtVey06BZ3lY7/6e3LEBDllmdcCy70ytD4VwahiYpz+a+uDdHXBhxoC9TzBjx",
-	"55vbub+QtzIXpj6/n/IPga1JYLujP9Oe5VdYYmTAbI2RMnOxwpN+TTEqRq7KzAovkBGvSrePSkGSsRK1",
-	"OCOIjweMSmH7sGEmRZlvISHxYjPOZU68WzvxL8Vs/uAV98Yr6izAHmGtXhNPeJZCHao/nZ7+8MP334Pb",
-	"wpn3T+877aeH7ee4Pf5w422iZlu8AcX2ysxzPIGoB53oxceIQNCkNn2ihApZjykoDKc+E2HJdFqd8g0W",
-	"ArZkG8vZFgvqK92dyIQRGaZHWLyBB9GdOyjW6WO9z7CYghTnC2LFYCUajrh60gl0tw+XkMKFNeXtxRA6",
-	"iLT63f2Otr2SeFh/uhe0jMM8/6kD3jo2jDi7JKkuSKcnLCKjdZlsxTPyhir9ltvGpWUpcn0U/bsZodsL",
-	"WhnDQtAJI3Htba9TLYfBWopt7O2Yeq72Wu7DUor88ndS8cG31rc2Y8JtKio8kb3oHxnJSFw0eVkn7aHp",
-	"CGvNYNXcXBAdKak/U1xBrDlRFR/WgrIPY9ZLZa7i1PLtFNk0G+xILu1g5G1e5DQr8kcA+ZB7rQ2X0L/m",
-	"G25AmKCIlFX71j2RebZucH7zDds8jcbpoGQvibOj+oEGpTvrxZQlC/RDuoaknovZfGN8hLdoC7K20pF/",
-	"UsQ2VpUPSARbJQn9AC8pgYbNMzm0+SwbBfowHhNno2vrO694TJyOKHWPAs+kuyjL8czMQV7oxGGBpiKa",
-	"Zb7+2GBoxjDGEbm5retWBRzKC6jvc5UC5ouXUWAAa2SzHtLtgR5SvGkyinrqtwIR3SCcTIe3DBXMH3dM",
-	"6wr71GCiGaVTKdENf9iO+cCStUfOZh/pMZTcYPthWOUx1h2BKphjC7jGuGVq+7X6rRlmGWSG1FDl/U3L",
-	"eINB6lwDPJ2HXdA73T1XtzzFLAaPI8+k0TDtQlv9G4uyEKojUzqZkHTYtatL8AiK076ENSPz3D61Sq3+",
-	"tZ1vTGMKoL6ZpQIJ88UaCmjxJsQCA35CFQjooWf1XInTdcCUBxHlkIUZMhbpej7ak/uhdtdGPF5oIkKI",
-	"hI4WrR9JknBktlPUnnfCPnodJTNp8WKNgCmZLoZ8nO/ogs7nJTxdY4+d5j0C5S6uThWqLtn9PosudL+N",
-	"MgVtkN6mBCU8wgmK8QJiFBTLfMmZEuqM7KWfXxFysZZgN6aTdRy7pxl7bt6ski0zsh1oKZdZ01zeVN+5",
-	"fN8vyOKKp+omETFPiRAczXA0pcwssrEi8oYli9fnT96uWg8EghHQ1j//r/+39/AR+pl+vx2gaEqiCxIj",
-	"PMGUCWlMFIApDwQK4RPwtojQG8ORk8m6smr7TEuu5j+wfgaY4oqnF0rHjPgcJPAV3fl8FW+XnzDoe18s",
-	"KskjnHyR6KR8HceaOdw0+NbrRda0gOd9lrOOtWPVjBfdDloMsfQMX5rFWYN2zmpsTLw7ooJ8nCXE0lWw",
-	"fAt/ync+A/QA2ogMAANyBQpPzXNvx9l3U2JqG0A3l4whIO7iwJo1ZwQzocPEzNBhyZrvTGkYg3dvd5Zi",
-	"b5cdxRlJ6zFaI2AaWoSpGEN6T1olmq51EOBp+HIyLIkuTzodCEKJSJIodOk4QhDQA711+KcJZxumMN3D",
-	"3JzhClS9W3V7qwt6uv6CjJzatKJOsaJOdUW2PHV1TZ1bdZNz2m/EUo1MJZhNUsyyBKc6p10rUstsPNUt",
-	"wtRfBOTV5G2LHP4EbP3YCgspZhMSIJ7EREhdWbUUebUWqTUyjEeLWq8LgQAcR1Qg6HkO9qED61aAbAZY",
-	"edG1YN1sca8J2VKJlZJRCSNWNP2SWIofnPcrxhePGWWtJRRIdUfZzDFamDbY0ELZ3ZrbCcXiTj7zUjZR",
-	"BN9aWqnlb8UJMsY0XzL9Q12tMjdRtNy7sJRfODn795dRV9b4vsqM35om7osJqqnmGyYWugRqs0+JFW44",
-	"I0bOM8uDVxQ7WIuCaCHp9sNt1WRw01AHZ/2SkRUjQ+OAjji9ZMOuMcLnbll7WTMjYq0FnpdG3HHU268r",
-	"/8Oq0xuGpJXVbt/RuHr411nVc620kyrJvK0YCXxbL1sNbj4yOb+g8SVsr94Pg5hOikppGbW02yrpcZCh",
-	"dFksqXBxuHS6FWpcpkplaNWpYoVqVDHLz8TUuT/DEpt2px7VHVwSHBF4dQeFheClA/BMM/qVXq8AjRYo",
-	"zDde0i68Nl2XAaq5n5ujd7rUtyJx2arHFYrLEG2dPj9C+90nnQC9PX/efqJLwH3/+uU2JLWw+O+Q7rvF",
-	"GUE/nb1+hUyluDlJUUIZKaWx6Gn0N94VPjdVyZpK4liZXsdraEvOBiE+y4tclbf/Q0qIaaltg3B0Q1Is",
-	"hhkr/DMmGKVkTnZKZdlEUB20BQqzCcnprK6YZZM8Lb/pOjbCOMVjKKCLJ02hT6ZiuLXfnrTf8Ct1+cAe",
-	"IQmeOVqMjW5yflo30KhovKyTa0RmoQtP8vScfFvdhppfuUlgmKXJR9cH+mJSloudTarKA5FHHZmgiKKc",
-	"mECMs401ka+1drq9dGs579YO+m+8hR8lRzXG0Lv31sdeN608Xr/qN8sTVpdJnOtJDYq0OgIDnqz84hxP",
-	"XlChVXFLLDaTyUpExRs1YF7IOR4UNnCr6NVKaeWf3L2c1tfZVrRKSFcdZtEdv2LAr2OIS23XGLh4+7ZC",
-	"kv0VEiNCL0mK3p6+cIWXBwKF1r1oBgn1ORoqh9EFWaAtmXfhMddCixgYmY8GzIxi8EIgzsgBCt+8PjtH",
-	"uyAm7d7Q+HbXvN++IIsQpVzqJBG5bVHINjx0S8eul59tIr/L6SC5UOtAt7gppUr5jkRcyMp1ItBM1koU",
-	"qFrmyr1lZfZj7nlzMoohzyXUKx+5T9xVSOKUm98gIPjddFFcdVrUUjP1gzhzywabuomVEombFXuqyQ9F",
-	"PRR/jOzSgE618ftvp2vrJ4NEF6CwwKcQGdEosEWXw5uBllkHIGENtCwLf9yGOwNmBusXIV5h/k+Ru/K6",
-	"TqUmXWYZ/If1frhLJObiYWTbrEMXDx10cAaejRyElTADw5NLMQtzLqglfdcgHS906KIZQgvh2qyznqTu",
-	"kcA9KdlLhLXDIjJcF74uRZlD1ZFQN1ctN1O9azzyx4hKpbTa5SHfnpDt3jotn9YWM96lVBJH1iiEh0qQ",
-	"p6GzWvYt4T1VzIPgWXig2zorWpr34cJoRmYjkqKMJUSUlGRFUxiC7P6POYm7M0xfzlATDX2WzRMabU5N",
-	"oEwMn9s6m4VLftAKB1mnsxepn+FfBG0d8fliO9QRmM7Vrt8OtEWu5ySlM8Lkdv2q3AltmqioEizz6Ozy",
-	"7nQFYMQvDYFqDP/dohPG1TQaRdQVRGOaSJKKbU+1PMNq1g14BvV6Q3F+k+DVO0WNmrrEbvVsawfI99eE",
-	"bW/0R5tybFO0ODS8wxTndwM/oEmaqWesxHYQ7RQ1tuwGs7jgRxU0LKqD1xDOEWldQO31VgeaeAHQnA3g",
-	"d692e72yf7Vb8q8+LvyrvWosousS7umcAmiClBvoVhpVyv7ax493nqztQe70Wj7vbrcpD6B+Bf8K1sUA",
-	"GccbHKBxvYGNcs2A6RpEferDjGCG7FtKf8hBDFMFKOUZi8GNC5g3o0lCBYk4i3O3ri1MmRLdiPEO1pPi",
-	"lNe6wg4e3Kyfd7CJl2l9n9S6LmgPBjZ0QSRCuiZmhGfcUFnQQMzRrAv+r8i/UrpU1c0XiLeLtoo//myy",
-	"P7YRZWhO0ogwGaAuiklEZzgpQ2HEleqaEtQpg8C2wl7S8vou6RXqSGK8EA3ZFeuHBVTC3n2xHmnGbMaN",
-	"qbwA8R53qa9f+I8aQgpqa1rp8LcJElXSWadCvovwYQnL8FYEs9xWdwglUlfiM5qo1V91ATfXAWKZtcvA",
-	"PYy77BBpDlf4wxb+jdnC/43N2/WztzKjJmnzlMcZXBgbuCwUydlZVcqxsIxXrAKcCJTNEWcm4muu1gJV",
-	"MzU0tWapKylau+XxOZ7sePf0h5H9X8XIvgwlobCQLDBTs2k/RtybjeBf28TcyFq/aEMFl696Qk2FVRVX",
-	"jVHYMb7StrBqkV9h7Q5kS3esNErpCtp/WG2/oNX2i1hRvUTD+DzJqS5nfFdbltNl0gigVXuWyafaWdsd",
-	"8qEeO78BYqzYr8EWZyV5lE1eiDPGbJJQNmmrxTk5NX1YLRq0SHfQQhKnEyK1OTVjF4xfMaS2gAYt9nTQ",
-	"Aj8MZBW3+q1dtYFd2OtuZ1d/qZiSEqd04A4xkbZ5pE9eT7dMms1iN6DNxcZP1Mc+Gm2mrCX/qyVoDQIz",
-	"dZYiI6BI2HWjEJYd+sooVmi4niKwG/iw8pT0Yu8nPys/CF998vwMinB5GxN5hVOIlv+wqp6ZnSCoJ3bl",
-	"4zduuZCi3HKpawbi2fdMj6BN4vJ0aBoVQ8fobi67YR7fF/1np1wdzAJFeDbHdOIKR/1enat8pVqjC60N",
-	"g/E/SexVGfg3m9QiXRKlUr16ucDqlYwdmFREz9LqDAhWYPGdXPov8IgkIo88yFWGLSpRzLWEg1ICJTEt",
-	"o9neQSYSQJfKHLTMCpBx22mfXZOvbhlm17nPXSuC3ami1+1yCDeasP4F79y/4DX6sNbpfkFVroJmn7vu",
-	"5EfoZn8rycgVK7OJ/gn7ThAEtPaKZxT8LxAi0Uc4EcY5BnERkEMQGgE+PEC6v3oU9o0lbMqTmKTqpby5",
-	"gWukLsKx1RDWjBA12qff6XCxwygic+MRc2v15nb2vNBKHsNuMvxqtKv8zVo2xzumzlQQozRxPmgT+tuN",
-	"M3Gl5bRSmBpERRbR75+m6E9pIc95OluVLl6tRamLx3R7e/tuAZI5pnHrdvm2fzp7/aqy6WJENWDjeJ8U",
-	"CD+TahH/UgRrayrlXPR3FbXfMS8BV1Ac4LJrg0iFCSz95aL3z//+nzqGroyKhfIATmSstjYr6kF5JiDy",
-	"VUg+LzRPLMH+urOyDPE60ZkGFudAvRxg6BNC6nQQnEnTlXZsAfUaCKmOBAi9MYZW1jmA3pDwHni9QlRY",
-	"HQWicrlbzEdrfrB1wNYvmnKITgmOJFJ70pGOO+j1nDCkCUI/14HfnqgjEeC6NV1vFaGFCCMS7yDd3HhC",
-	"GXlgjANiwLZM0XQaiwCB8oJGRF4RwhCUSVebB0UmQIyjaBEl6p+KN+jcdLGNMNAOtN/roZAy0DfbsM7Q",
-	"1/bQKEhrMkaA13E88WrPea7g+kO9MomjNUWckisrba0c5G/25VqknMm203v0IXaxnxU4UJEm4o27hwQt",
-	"7Rby697w6EdTmWuZhGdMJt6UfXi0ehCfq8CsLR+/EVavjNlhfVitrTCqoZ9hkN4MgN2iuYft33Sx3GH7",
-	"w003eLTvL2DrhvyunPGNfdnpHOtLRmAxSUlqetdmIsNJskChDgwOtw/slba+en2pV1NdulSZLMNkI5Dn",
-	"0dOb1So0gdabF15mwzzPPu8uJvlcp99KyjIoMZ9iFk29VDi1xXbWwhFdmmfpkamLD2wd0dg5EiSuqIym",
-	"kO4BpaWKfT7a36z7T2ON/soyNzq3EY4u+Hhs4tryMtaPKkWsu/761eRag4zqQNC67jfD10NTULA8wcPN",
-	"gx/L92ejXV6X1fJyGJMV1m4hVn+N9yrnct1SHzYezN8cvvKlVhy0fufV8LpNNme+9+3xJKrbT/MuVK0J",
-	"YSSFYN91jaqgXoHiPsaXXAlwFkAJHaVgfWmlShpq04gzsTumRY7Ec/obnhfJxK0xht53OJN8pt0PH+7Y",
-	"eKDX6Ly7z2ZRmzRoKqDju3c5rHxhMk32GBvosX6PuU/VJ8kAl5JqsyQI68iEth4qBNiwXZKFS+H9L1z/",
-	"LlA/pg2SuhF3a4FkVldpglTG9jBAoV079EIKzR1TD9RO9I/vP5jeSM6u4AnMrDUBEC7A9w3yf0OHpLIN",
-	"13u3l12/D0tvTsmeu5Lrb4L2GwoUTeZirzz44c9eQXCdQCmFHOfqvbVTbNQXX8gmCbT9C3S/+Ur4x92Z",
-	"xR271OTI4R7QZldkhq9P9Je9Tp1eqwnuJYzGRhoqGD4Qut+TTbFQcM8U4NE4wZMDf8CMpVVUoNRmwF5N",
-	"eUIq9KZ2jp+TnGx8oeuXV/Gk1Bf6cEcnM2ExOLyHF0Rh8qNfrzus9y5qPz69eDr/a1ec712+fXj1y+PF",
-	"b0/x99DP1JRPoWJo82TMdcBCDi9JSse0YRldZxnmhrzElCFFWxCez7Vh55JCD5zWjEAKtiBRSqQYmhJC",
-	"ug/8UP+qflDT7rf6LdIdd+B1aRe03l2DBAgiJWX6bMwEuf334aPHT57CyBGfg/MdbqAY6rAACClwDO0t",
-	"qNy6bGoXCgCuhS721Oq3/tqbPr54MXv6C+6Mjvbi44fjHx5Pf3p68aI7e7U3P31YLQWzttVWwXJ35dl+",
-	"o67/uriXCZKq259H81JZi+WFd+4ex1u+NzUXlQK4FZiYkHiSgkdKkbgLkpcRp2zEMxbbkg7o7emLZa1/",
-	"NhPoiyw2j1xTu6tfZZ5Eo2ZRkIkVxLQgl2/sJ7c1mrLmCGf6qzNdhtWlGZuVK7eLfwBZHG29GNuPCgtr",
-	"aN8ShKDS9HrC7QN0eJIPIhBOrvBCIDHlVyCdG1nfX9B8PX+gO2se+fgVR647NHSTm7jXU2JEiiOp4Cg5",
-	"mmMh1a00OZXAl2LbNUsdDeT4msuq50Uw7/Jbu9QrtmyBkWlADjVkJEcpmVAhFW2jcgrL29mwZEt+cXIN",
-	"tqAUTmB9jT6U78yyCIlSGZX8klSOqUI/V9dWcTDybqqwWb7pyDvlSWy8/ub6GYps4XMAV0kDBoRKdZl1",
-	"+KTbHqkejLS2QOMRZlqdcZf04r1of/QQP3r6+MmTx08f4Yej/Wgv7oF8cx+yiicOdSmvsES4DNC3RWNk",
-	"u8WKOXodLfl+6PjmNBwcuVVorj2E+aQWOFq5Wyvw+Evp4M5OvlBc0J2VFVPYcg3VQ8fDmjv5A5lRRtFW",
-	"kUu3Xb6ZE3ihrmzgObXynVUzrp/+9fc7qxlWR8iYXezajWvvbALw3JwmHrSFc8rVRy+JEIRNSBqgE8uW",
-	"kJymPJtMEUZqjgC9m2IpDufzA/T6MJNTzcV+af+YjdpndMKwzFLS7j18FA6Yjg7YDlwuh7Ywc0Z/wSeU",
-	"qdm3dRJCScwJgfeDuVIfl+GZmKlFzWmku6cPmHlxqHAfSzpKCMyjKH16SVIk5gRDaMnrOWGHJw8EOnxz",
-	"EmiWSqUwxZLQjMckEbZVrW3SoUl4vgPTcg4r3MmRKF9R/tRZi9d5WCNQSuryBMwbJPSn6AmJxjxLHZEm",
-	"gML+BqcVh8MSJUS92H3kvFYrBLdUmBEl173DJ9aWD7+MNlGhaVqM0QBdbYH3KgGNEsiG3Egfdq1+12tG",
-	"EGFSp+g2iCmBTrJPEeNyB+nh0CVOMqJjdpiScVBKZJYyEns1gvreVhn0Smax/c7TR+u3RS7v8CVJJySG",
-	"7SlK3UdYr91a8Ix7Rm89cBLtwNFwQcgcIqbMvvWO7RkHSPABM6l3WymZ8UucbGvz4DgTJNYXfr/Xq1V3",
-	"y6l+S1y05yn/e5uRq7b6RdtDXVh0O2uB9J21CX4URB2KUQ89I22otWBv+2hhYBqWhEzd68OvcwQoNFsv",
-	"mhQfngxYToPBy7MAMBMWpYs5lDWSKCVCwmBldDtAGKUEx6CaChQ6zDWsAf0uovDGZ/EpNHZ/kzH7hc6o",
-	"NJU7TWaRFZpHCZkdIMwGzIbbmfptBZJu75izKs6RxqEuDornc0TjAMV0QqU4yDFfsViIlRuq0zSR7v8V",
-	"DtiWyKIptKK+7HV3OuEBFBNLaUwECl8enx8Ofzg9fPPj8PDNyfBvx6dnJ69fhWowrUz8V4i25iSdUQGZ",
-	"GQq5hFqeo7MOWGmR7oLsGDsePh64TLzv2jDUnIbDQKDogNHiONHVlAttTjs8AVVZoEyQAzTT7F1XhSF5",
-	"FbiMCZvi55ynro9m3jlAnA2YFjoRlSW3aaEAls5X1+JAWh7N51oQuZ1v1ZVEFIxGWBCl6IZoayrlXJFv",
-	"sOMGpSPU8oeCQPj+Rp+zmCd4MVSQ/68ARZxJci2HV5TF/Oq/bj+E202Xqq4f1vCj1W8BUizVHQPzi7rP",
-	"w4QaZ+zSK9cQK6suFc8kZDPblopKLkkUEOE+HaCwkJJDlDFJEzjSFOvKaXDbnIKdUUpiHTkkjHPIDaUt",
-	"SdxgotfhXquksW87QeeLWMb/sFF/PTbqfzVr7xc3aa7QDu6ppESDh9saqzxebrQlOAhtmLlqczBg9iMQ",
-	"QiDN3/ERKF4JnI5x6TLL7QPkWEyVmJ5L6TrUJ+d/EWaMy4GpdrGDXpGrEikGBdSsICVKW8kLO0teovE1",
-	"7uVY95aI5Hc1Z25oqbyzqdGgxD3YGpch3t/Aun5KBDSuKQUGxERimhj6f/gGMjogvUb00X5P2zm2xDaI",
-	"9fgS0wSPdNTEZg59fmHlZ9cV7sm/1aupdxDFGgOB+6Mxz1gcIMoQz1K12ligLewKbiYrX12Ff2RcWoVO",
-	"G3pAPgelT8nQjVUf1+cun5mNK2B6eqyCrFoSP7HJLqyKQL4qDh/BDyp0FwQoc5LLSKyPWoKR7+3pi1o+",
-	"5JymRAwpg2BxNV9MUxLJYZbSUqTDvBzpkMnprvWTmcWoCX+bPb1UpLsUJiEEL32cqLXschhD/R9P6e/k",
-	"v3Kp+S94FA2yTqf3KCVizpnQ/eH/EvGY2N+LRf4FZvnPvcP/7D3/z97zykLVL5mc/mfvuV2sHgGk7b8o",
-	"HKDxn+cpH9OE/JnMME3Mc7Wfv6jd6L8jqEY1xUlC2IT85dfZ84XvwXBG5JTHfznrPXzkSyQtgF1FszOo",
-	"Iav1JJhc/f9CIEjC8pf8Kh/Vjb/ajseHdEbZJAGZdAf9TMhcMaIt6EWq4aauvyCgb55JnuIJ2QbRP075",
-	"HC567h/VqqBebkzHY1PqvraQxrzEIyxirtinxQJwuW7ZP7XCqUCsqcybn4+OkYLttuJigjB9AUcpv1LC",
-	"s+SrM2fUUiqgs4AK3APy3aGXpCnMOUlIamzZQCdyhV0o4OJIajmg4rtU23TxwqH1j4DWd/qdUhXmXEXM",
-	"M6VhnXmP0L3Co2R72enKx1jitGhj5Y3C7MGMT8ozwo1Qw8X4/+fcKtiGJCnDidOhy3QO87uJ4M7XfUSH",
-	"MUYv+CVRMpUSKgvA1baZ8kTXD6ISKsuYjPKNIjzrNafNESwjzC/JoXqrAshlqXZfq5pqjtNDKkrHefO5",
-	"QqEKpPjGdEwXTX0UgYzHRJumnFcDJHiqhIYtqzG8OdFxLAF4wPT1Rv/8X/+7KLDwQCCF99ulztUr8zn0",
-	"VVmO1W8FSU/Ve7fuVXK82eu0DliaR/I1a68uvtt7kSuyzjU3sCwrtzm4qmi8LCbHxZlA0x0/jzk0JMkv",
-	"O3xtJMXyJN8tyPH7QY7cWzljghrVa+H1+7wuQ5HL7LTFXj4vjb1zblTS1iSL5kZNAc8LFvthrZRPZ9U5",
-	"2AL3XP3oIHGMJfZ1iyiyq1r97sOgBYkQJmEAIt6fNAXZ06bGvGYIb89eE0S/qimIqb9aTGRH9W3vFY/J",
-	"sU0A/ugqdZWlVOrINc5vq6xUm3HofNdyo40l8sVT3dXV7TCx9zTvI66lnqlJsW/xTJqY/m7QomyewRXU",
-	"2kOr3/rh+LymRVWDzfW1sfWywdmgXoX2VfCT7X714/n5G/BxEJF3fbVkAcJy2uq7VqAWZRYy4vHCYQbv",
-	"a73U954ErSnBMYFu4Y6O2+t04BgyQeKhbgaht+62u/YD8GH3N7fqi1tiX6YZUyjVWNQxP6ybZe0xvl5R",
-	"48s1qi+u4K2u9W6LQNTpqs7D10XmlE4mOb+4r8B5ewU+VU2e/JI0FZzPSxj4H1smUC9hkF+aT7X00mXa",
-	"sA39uj3mP7fUsJZFrESdnVrABTG4WVUzVScNm7N3j7J06o4xzRKSTTq4a+TNUaFoCG8uU/kI3Q2s5EmF",
-	"J9dKH6YLUlMPEtMeHiqvQsGjUl8Sn99VzXduRRxvhrCSbyOY0PT0Hj98SjojMEbOU+IS5loYB74wVZjA",
-	"kW/CW+BVQ04UAYkXDM9oNNQAFLlBAWoSKNxqmxIgplMjLKgdcaadPa2i0+OR85sebaixycGVAtT5fO9v",
-	"CtasFuqMeJ5CwV/nBVi98wbU+NWRog5Pel+loM4Xr+ckxdqKYewg+V4sdvK5aX/z/ib/7PgfGU6E7o+a",
-	"gS1E/6CmLpDelGgxufbFwdiDJ4mNItaQKWIRukuTMlfdVIVDR+b9k2ea7ybcXzHYxRufdcBbttL9voow",
-	"tdDaQgAN0Ram7SjBQtDxYlvhYBhhAQ80IunaLts6+UMfs0AQJKEurOk0xcZ0soLZRQ2rbWA7zRynhrkb",
-	"FeNxgLJWaLo9vNeafHn0+obA93UGNev19zWo4N/NWiUgLMl2Kj8A5C2+1dpWlGcpIV9pawXk6ghWPZMm",
-	"wu1eAp9O03QhNIpsfsWacGgp4GAV6+zg5JnLeUwjHMUkqelwpWmvYQ/WW7OUy9ihoc1MpYp8kadgGU23",
-	"M3r6pNsqN+gtEWfdm0fLrh+Tn1E7vLtmZxRbXbLF+1rtPazydU5lq0HvTdTJcJ9VOKdfs2e1dAm5CF1e",
-	"wrRSkG4N2llZQy6ArV5ETqhqyzDBGVrPXcWZFMCHn4heNh/JDF87vxflomaUeX9vtGznYsemvGNeroZX",
-	"LNqMOFxSwxAianQZYO/z4kS91R0KScf7uGK9k+Ra9xC6ljglOjMw0fraLEskbed/erS1C7JoW7z+u+A6",
-	"cmaeamcpmH/hP04fQb2LNoRtBi0dvbnKXGiLHBl6bSTC/I0qgysA4MPvPIPNq9LPIcTUZkHzse1OhicE",
-	"qcXWOxcX+WY+aBfJZ76n87Ldzm3SVqRW3SzrUVzeAZRIQTMso6nahV67brocIEFwGk0RZVGSxUvjKWsz",
-	"2VSuWk9OQpMteAPtonzJ2weoo0OUlea42Nmgc7Lub1Fsvjx/UADbgaz3kHPnwtGURBcrI+EcluRzuWrH",
-	"RUv3fu3rgFRPBaiKG8xX6madGK+i1o0p9mL+6q7gbe70awDFG6UFUM3fy+EDf7PJ0AecRnBUx6rdtzyU",
-	"nXEGEVRmGn/UkHcN61d1q3HC0uL8wy+H4gkbc0/bz6hZS1vBKxu5UEoauYWfVOYfOGKpO/vyjS2VRe3+",
-	"WhCHULVvnBIc657whS5fRC24O4GfP15OrRzH3eW/NzoTpo6mp8+P0NP9h49trgzSEWeizgpiMicsJixq",
-	"inpneWAjKt5FWw87e/7owKVRileESXSVcjbJAxT5FdNBit7RwArnoeKv1eWTZAaxtabMteaAiKe6Lrdu",
-	"1FRyTi49FA0pKIxobOl1QcgW4W50W9LYJmXk9bpTfrWknt9adnUhMYsa6xODUwjNsY5NqpPmGpFoECOK",
-	"DCWZB0ShBEcXQq1/D4Vjno5oHBMW+o8+JWOSEhb52C4cv5A0SVDxmu75bK6XARJl7UyQcHvTgzu1o3qD",
-	"KTSQGo/NApHGAcLCdqMOf2mbtnDtk2ch0r6yhp3LdDGEjJolYYEcWt6jkW66A98oBNna7z0NUOVCeRtR",
-	"1BcOfkH9gv9jSWWTK2hMr0mM4AWLtCLJJv7O395iy2GWsr7xEfQNqenrxkNqJN17KCxFzLV8nzAu2xC2",
-	"3FrXCw+7ckz+eURtfllKh76EeDoXvtF/7YEd2OrRT2evX7XPABHRBVkoOhagcIYTda1J3Fb6RRgokoRd",
-	"ogThkCuo57LubZUkCIYUvX/0tNPN8yRzo+eIxwuUci5hFeGfdv+RkXSxa7pD4RkxhxSoZ4qGNDzSyF9/",
-	"WD5c3eAPCu/v7u3S1edZdIzLTxCAvuTAioteO6+1XZUNnkA/sjXgzykZp0RM120cWerkAl/mteuuZDrc",
-	"+0ev/fjq+M2ic37x9ulfu7+O9mfnPf7Xi9/SJ7+wh9HfRo9+FN0X8ZvxYd2aWxmwXHyx29ustnl5MP/O",
-	"NcV+U5Zq3biLKDdBRKbmkE0QBsG7AAqJMrcsqMhrg4DwVaoTkhedjDAblodVv1SGVj+546m/3THV3+64",
-	"Hjkv8IrJKxnS95wnL/G8VVmpT5l21930PDGSrf+p3lLT0yxPqqo/X19AdyRzZ0PO/KXJSrtythDk8PPi",
-	"FE+IXzlZ6UdyknuXqijrRlIWgtCyDvb3o9LZHmruHqq2oXLUYW11TdBcqhHVNSCogVBdSr/1N0quiOPk",
-	"vLR/16HUXRb7/dFKU44gd1eXTjP2nE6ylPjI1SWBnmr4cjIsBfJ0e72O634vhZJBsLzx2/d7QUtkUUSE",
-	"GKZw6x4/3nlirUF5HzCotuAlLZceWeOv0M8sQCZiAHI4TFCA+k2sqULUduWTaWYEM2TfUhJhvk2YKkCp",
-	"EtGUyGhaw9EkoQKE2wPbqdtm+adgG2FcN0LZJNzFgfRarNw5i7Xet6e1Xg+40nnWTIk5fHbRVvHHn410",
-	"uK30iDlJI8JkgLooJhGd4aQMqxGXU8gf7JQAVWkJ8b4wZDvxs1W8qq7vGGypcDv1Ga6FLT47pztNQ9BK",
-	"cW5Bq0ghduFXR0PfJXVLjZTzbPhwilnMx+MhZ0M8IUwOUzJPFpZ/wyuKVyWXROtiwynPUgH3esTlcGxy",
-	"noZFJ+sznqaLAAk+I5Aq7FgodtAhQzANutJq6zxZIDHlqUzAQBxxdklSoXeTEj4nzE7Y2w+sy2mI6RAS",
-	"RW1EjP09wWySmX7a2talf88dD/3WcaaIxO4bnFJhomChrthwms2whYHEk1zo4enEEu7DaEbQWTaHIC/g",
-	"9kQOFRRgsQCkPOuUsBgY+RD6y0F/GDPg3VNymk/Lo7/A8wfCwFh9KGzIRg5iKLniKjay6H2r9uG3wDYj",
-	"RZ0JwkulOQWicUKQnFKBEs4mB6ijK8jYZG9F5fh47Ne9/ThXNw8oDIPu4mpTDwTYIoGG+G1iS/CuBto8",
-	"1/eKKvzWO5lhtkDwhaLyABy420gPVgd9Aejevn+rdWT3cRhb4wVeUXMfnuh2drqe0i6mu9+FOX1U/Eig",
-	"8PBk+Oz4+eHbF+fDl6+fHb8Il0fw1K9XHSjfH71B+4+RfQVJPCm2GBIWNujm1QvqweSTw1eHSL2B1CvO",
-	"qG/Pj/zDLrnVHlSJDUlSN4USgXgmBY1JUXPwgUC9/fYUcr+hvk2R0vjj25eHr4aHPxy/Oi9vWTci8d6f",
-	"gqL4bfweouK/WCC9lC/0hF5C40YEiahGqljzXvtoVnXiNbb3TWQ75WfgwUEPwntuY7CUIjccZAMBW0aA",
-	"ltBb75Etw/6VxUOspHBPlUOKGnmGly10Qx5dnkN37/RWF6klBDcwnP0nq5n8ppz0YxheB8ksZQLZnlyR",
-	"ywoMU8ubxD15/MhtQtfZhN+VfcmrnclLGdxGK1rNlg5RhCVO+CQjhi3RGG2FPxyfI8WOdCmxcDtnSpkg",
-	"TTxpHZf5PXKsAOVF6QgLwbo7l+3vT6tr2XtYbp2E279/uOkFe7dbbaeN0k0veHK7/d1/3BPjcxbn4ndY",
-	"1kAww235e70V42Y8cjnTcoburYF7TSxtXQ7kyWWoEy6JpfghxSxLcJr3aTcBaq0Y8k0qjpYYLyDUOcIJ",
-	"ivFC6BDoK0Iu8p/VHwJBxoOu4YdechZjnSuZ90XGumQ8ufBGeJ5riLopBDaM89Heo0fj7gbdnypFzwVI",
-	"eUrigzu1U7TDsQrLSfsNvyLpBpWdK82eup7WgI3RunfsC+i1Rn5U2lSjdPWpOvpBqIOvmV+E01T3sFXS",
-	"4Wbd/Pxx23fv3HeOJ3frVgALqbTtM8gb+nrtBSjCgrQpE4QJKuklSRZr9t+rXY3VKF/H9WaUXXbiR/BS",
-	"HR9LXbc6y7iOhz6u7NO1bp+8czw5eSY2PDl1NLogGyNXCgORIBLEMgjJg1BGU5hKmDBBg6bOmUg8MfVE",
-	"9oLHdZNz/nhZjYRlzXCXdnULWhqlzHPwVtVTq2EBDVCzNntPYIkkswdC7VgEtkIx2sJKlxYS9Trrx0uc",
-	"48kpGa9uUHeOJ1+oz4LiQl+gscL9cLqijs49s7Y7djEwx+2RKdUVw7q40XxOcCqUzIC19QkiFix7WEn3",
-	"Gne7AT/+WH65kjc1XLnPoz0GVn+IEoC0tiHmQ+6so1lWM2q+Mc5RBz7Bszt2YiyfxnOaCtlOoMW7NnhD",
-	"PU+teFhBs6e0iNmIpI67Uv+gr39zmSxTE8tX7UpdSvO7MbWj45fHh607G86/1qpT9y/2lg/jpvGNDdgG",
-	"wbOXxKbHVNnZmmL211zwyBsdUILjsuJFFpwfGq7imuJ2qTzqRrfQd1E8RU7vjyqtTlxYW6AtUKte1amx",
-	"INsnZGl60uVLXd5pxcvXTovuIcS2VLApRM7BZ4KkRsx+HDyti9nF8/uQs52DX1/QzpfQBKMvJdsSPPtS",
-	"zcNWS5CdigTZuTXQ+uaq+X8JhvVvzmKabtqnrOzeamZI6oS/PHvxQEQrVQ2lWiBF4WFw1zZ/MdZZoiSe",
-	"mAImkHVPlJaWR7eaHHyoMiZxOoGuQabuGEi0PLbVT8xwunSGzp62eftnEkNkidmhGbQ9wyzDiWV/pbnm",
-	"XFAL+WsgNgtFYvIhdPs4ILG1if111ZyM6tYLzi9QNtd1N1Pd1cBTIs0uLK+zVllVb79xXfU2XIfiwpR7",
-	"nvK5bodnWwnAEsDKqps6CV0fNE/VMIVxntOzKZ/PKZscaXBCPbkeFKsUCyHJLL8gRn56DQPrgVDC+UUG",
-	"zVKL/GsIvTRB+F0dka/BuGtaxGpEGCpF3yn9q2fTvQL0L7pc4PvNNP4Pd7Rw7DUWrmnM2rH2iQcC2XdN",
-	"RxYIp6HStBi6QxDiv1yPGoWVo4wmsk1ZYfffFC72Wi6TcH5I8Xy6maskujcm7dyausGrtv8ACUJiEqOR",
-	"dnvoNpcHCnN0cw40Iob/QF6h09anuTvGstIIwp+q6abuCN1EO1SgDpHp7GD7EuoDhj7MY5okpocTHLaO",
-	"r9GhYyZGbsDsRsu14UNDHHpV4hBuO33q1LyQswRxeVpOMDWUzHoGDNxG6mXo7Ax2+gOd/QgVvhFW9NE0",
-	"xJvpLiXrV0CukqkmX1axUnSFBYr4nJIYgFDrzwSv370/k0sivcUVqwj2ACj+KIFea8vj1mxt1hWGcfAQ",
-	"fMUt5Zd6H5+D59HSpjyU07Uzb+ByLAuppn5UBWmCEhcJbGnbgkyUDrXJYbmiVTtQxco9/7BE9LuTY/P4",
-	"GkcyWUAjNz7O6QOLUagAaXdsGhyZ6wotFMOMzVMeESEwdPTNu9Xq254nJppGwyRGQqZZJLMUJ8kCJfSC",
-	"GMryQJgRTcZ1Gz71dM/71GKoLtcILm/9hu5wBDLX0CmUZaUlGrc85fWM4Kp0Z5Dt/pBsP6lku0R+3Uz2",
-	"O8zFPR3bGhImqVxA2cUQhZachBpZHXT3kfu6FereJZ9yCNJSNdO9yvWNHynWJhx+B2nbVEeMB+hqSk1p",
-	"X5O8D4LCiCDgQJJDS9k1gVCtKO6N+VIPtCc6p+Wa8T8Q+pkg0okEe05/w/OPCpW7U1DX+kZejTeKS92J",
-	"RENwCbmypFIXZMqDmUUfhWrusMTzHggAYIDCSyroiCZULkI0T+klyKehM0NYlukeiB2F69DGoEz1Qfsp",
-	"jUeFfrXeKc5cyjfZKKFiiuZc6JgZnqVolHAF/WKgVr9lVraJ4X4Vzt8xUs9s3RdvvhoOB95rYk3eGUuI",
-	"gHumRWHMEI5nlH0MAXGhuJyMKPz7W/H2UivSGSGxtygSZYKk0qQlGmlFk/6K9Tp/rwrG72vaopahlZ5v",
-	"qx4BF5jiS4JGRGncZjB/jki+ilpaA0hgzjy2JxVXpxiTMWVwBU1/Kld0FFMolQxSkc6NtL0St6Cnt+YP",
-	"Y55GJNxeR7604CiWu4xUNJvF/7BdfHW2iz/MEZM/1Oo/1OpvRK1eg+x+MRdumfh/gVBFl7s0dgNcy1/0",
-	"lbozNnRR3N3pcNeoSoMDXyZ6EOt/AAWELFPXNzpgedvrQ1BHjKmICuS17+gzdeI+DM2f8oTU1AV9zKX2",
-	"j54DRFuXve0/lPqqQPG5td46/czzRL4q5nbOLwg7tZXnq6VZoICELZVFFj9NRz9E9DX96eTt7yfdV/RE",
-	"nLDTh9HRyaOT2fPOz735Xnz009MdstfZEXRSbgjb7z7R/ZF1haty4+T90rO71uayHeIMzL4nOAWcg4Zz",
-	"y/vFArnqNvSLNeQu75ln/tazwOCfo0lsa2/ci7rkKW7vjx7H7f2oS9pPcW/U7ka9eI/sjx/iR6PW2m1k",
-	"l9Hp9ZvL5vWo7r/VrKdOj4uO3iasq/tDZ0zSBEitHk43OkTm06ZG0XWcvVnyXr7Cpr7RB4jgaIrM+zlX",
-	"x8AygKmckkzr+EjMFWtSOnZKLrntBmT6S/vrRTqXoKjbbm6DL/PQ3o/lTXxrslXpPErTlo6iChcvPM0i",
-	"fILnW7M6lzD9y9+1JTeo9xHdmv9d+i83d0oXGSCWY90wjv15StrzlF9Sda8KO8DRixMwjGiLkESCTtRT",
-	"ytCCyPtq3vcv3Or5j1bKX1sr5SYa+ww6+vN0ccykz6y6LvH4+OTr+8GBJWaWElTz2VYC5gvZPDyH8/nN",
-	"HnWWuyQ1q8Kv7qroq41/QZh/KzkCOfn0Vuq31cXpNXTCFwGa0smUQBRbarJLjIgosjlJh+BtU5fE/HeG",
-	"Gda6ey6N5IVIK0JbcYXtmta00bgFmrXkY2et11veiKFUq+mqH333/B2NJ8TTQoswPEp8frMfeRILhJPE",
-	"AHjm9wQ0dcxtruqlF3vXriWN5bWNE9SHJWYrbGFxJXdmO4vwbW8JhTVqgJ0zyAHZsMXmM1laSjc/Hi12",
-	"g+gOdsvLSunc5wm/Qnk9XT+U35eVWLOefKQcfpDy9LEldQ3C3ZXEQA2cKEupXEAJfL2EEeh4h8bMUbXx",
-	"vcMSv57RsuK79dO78wD9eNZ7+CjQ7gsl4bYpQzy1Cuq2rqLPwCZtPguvJB/+87//R3t2YVeAG9bmYtar",
-	"g6NuoZOGLjBdF83tutToVKu3St2NOJMpjiQaEXlFdGnb/N0Rji4IiwOwhF+RkVo6k1Cij8Vg4mUkFTsD",
-	"dmz6cckpGhHjKktJgpX8ZMveaV8fenv6AoVKWNu97IY7AzZgf/oTUsAkTNIIKmIN2JmCOokRhxa0UKZS",
-	"4guCQvUiT+nv8GMfaXUb6Zr9ADNTtL8/YG303XeKRInvvgNo654XKc8mU6un9JEugxXpP3dxJqe7INxB",
-	"rLAp3wdmDDMvgfVvgf0WDxhCAswN7UwQFAoJ5lsFmzc/Hx1v6xCMHGYm8gSuvsxSpeCEEY/NF/ZrydWw",
-	"4ZvXZ9WFRabwWGgM2hGB5fEsrSAb4BkClNvroBllmSRCqVq2pqeaQY2Bc+NIgW+pxjft9vQtw3wSopRL",
-	"iGXgzBQryQTZ0XB/Y1Dju+/UjwVGCxelc3+etobrqfCctvWr4QHCZl04Uvin3qJSANTBZoj++b/+N6Am",
-	"v2JQFjLK0hRKR2rDfhu9o3LKM5nrpVsxuSQJn88Ik9sBeH1Mk2MFJinyGfOKkkcvTvpwIEbdADXWuiJR",
-	"uw2aBCqZOVC7DRFjSlhrt9VaTMxYGKghWWk4PV27DdpxaRh9OY5xNC2uAURSaRxymtlQiRghMXR1Ca/b",
-	"xZOwEhXvtE0Ltw8GTL2cjRIahe5NU2MhBlEKsbqUONEIet3GxTUlcajoh3lbsTXdoaj4aAcdDpiNouFF",
-	"D6PSsOJKQXO/0w0QzkNunK0Vb+zBmQxYWO/2k5ORU3UmCZ0BlkDAV+RuDML41VPNdFGUUIUtOI5TIkSg",
-	"r4S7Rb1DeFXHUW3BMfFUYfSAwdkdoMMTZ5IAzXB6QQBcqVKDYcI+wjQMdBwRRmKmRxtlijsZeYBCo6jt",
-	"HQS0dMDsQm2/WqhdRYlAodrlC/W0Df8fBu5PpwohGWUTQ1XcJ4LIcMC2dEFzsX2g6w0rZILJNKEDgCv6",
-	"vd97isJiC+rA9UU9JTJdtA/HkqQ55E9iMptzSVi0GLDXBcgLYFD7hgyBXM2lun6h82H7Z7LIexChU9s8",
-	"KL+KQl2qC7IIBgx6vqj9Qa8X7dxb6HsB8rbdhibUxSQKCupVEveh8mq4jSgTkmBoalVkmQyYBlLeusnu",
-	"E9roCMvwoHcXhNzh+Twx3GvX9Pz5M7TGQVu2U9l2H4Xa1ac+WKuvUDBgoXY7hpZnO+2QIHZSYpqEiFzP",
-	"E0xtXWMsSIDCojlQqJtPGsJR7vk0YDmCacjraxDqtmTvP4SQHS+0Kb3chkwzQegQlHfl2Qp3IQJUyTID",
-	"ljfjyfWsEIyBc5ziGZEkFdu6StvSfkMQWQuM0p7CGzyhDIAdIMF1NUA1jm6mOWBvbGNQKzao+RUxVJJX",
-	"V88ZOmva6iohpdvpBHkB597DbScWYMDCGxASAwSaYQB9NYOiu6b5XWuM6qJrbVT/S6mht8DOoGPpHAt9",
-	"15RQQIXpx6mOmqcSDhqjiM9muC2IgpSiAlAajI+VKsSvSKxAIwJ9KLp1LTi65ynRLa802rc1tJUsSFhM",
-	"2QQmARjZaSqF4ZDIRlqX0ShjAX7Emeat6nqbYBwopaeu8PE5noRoKxy0Uo3BKdH2XY3Fg1a4vYOgsLMt",
-	"hKwO9GTcfqmmUGzERAnokn2mBTogpuQpEQpwQuLEJIkVPKHbgw+qGdPg0U9oRIyvlQK7GVOStvqtlyfn",
-	"hb6i/oAeCCbGsfV6xqgajpEE6cwBkiLCJnhCZrpMvpyiw5P2XOeC6kKDO3m7rn7LkbKVMmN7xre6O52d",
-	"jm40DNbKVr+1t9Pd6UBfVTkFvWIXan62ddqEbl3KfcXSfgCxz2TCKfFH18uek1Rwhm2QvHpQKj5uqvtn",
-	"kwkRmjgreQ3lwXAmRnjAjApm5XbL+vY7+/pKKGEGAjO08X4GvfO2D+yKplggW7XNaBhjOhmwhoqDKITS",
-	"gaEToxxNsVNBXa3h8MQpYqsTdOB5O2MXjF8xm6CT8+ETpaNqIe1QQedI56IoaFvS02jmKl7ZdbjTz2QB",
-	"NidDVr/n8cIkuSi+ArYXhwdA2+X+jWnrv0pNdZZowvIrRmzTFsqSakCOXqf7KRagp67rj1ZY18epcF7z",
-	"C1iLh8E2TWm+KkAr8y9ug9YLrte/6uv8vdug5fKzVd/9Yl49eab3ud952vRJDmzbf1HNtd/rbfR+0ZV9",
-	"3W8cmwNgqGtteA9G3oJcaWQpUtc0IYgsrpvQsVaZroCzqpDGrFXH1Rtse1jT70qtqUycdm9M3NqtJk+2",
-	"v1c1TUGXsjTNFsZ0YjRivdqcOo1xkpQq5AtT99wwdbAb2HKnO+gV6DqgR9PJVKqPFEnKh9b0aKdGDvQy",
-	"y+SgcqP2fSX284hfB+E/Buc+LU7o9d4FJ5rPP2gZs62HLOh06TFPQCpQXMdMXKSD5KzhyqjjUD6bp8Ae",
-	"3CwVvNDeX0ICR/Pbrx/lhMil59j5rJTRRxG/XgT5gcj7wQ4w4d5uylIdgCpBUu35Q9CaZ9JnTC1HkfZt",
-	"CKnOOwN9vjGCFOIpFc5kKTT4nOHroTEsad1Eix1Bc9eDdQmNR/LQ662i6CcVHN5aWr2G4PBZr4dN57j3",
-	"a/J18WIN//ulu8B3c4OoWngzHQYS+gBsocbWGphYNmPGoixKspjE1ihiHg6xVFL4K2JtQYJEKZGiTnSV",
-	"Dno4p+d6MZvee3Ax3wZrvXdGf1/rXbuaM55KI5zX8Xz5WdshzPI+MZK8UGr8bOEYxF3UKE66jhfwoCC5",
-	"XsXwEGQlGhFjVTamFrDE95t8J9Ycv4NOZNnQ7lrZFzxLrXl9wFKekAfCdVwGSHCEUYIliGozbqzVaaql",
-	"Aq1natRC1PQfByeRMT5xliyW6HDmlL5aBc6s7wtpb6XZ4yZCDEgROMcLp1EhyEc4mpL2EWcy5ckqigwv",
-	"23dvgz/UwC+rBjqu4yVkZaXqp0lNHnN+3Z6nlEV0jhNh6462PlR40+7NCl3wRCIh+VygK55egL1W6vRK",
-	"UPEkXgiwcea2S4c7NWpyBVFYrcad6vG+GSldr9fWwvkIlmEOpEmHc4KXPCIE2mIVuWDbr4w1HkXn3qnc",
-	"UvL2TWlhH3+4d1TBDCRB94J7nEZTekmaJcxD7bngY2ReRSmJeBoLLUwqnT4UDM/FlMtw21Q30OltroIf",
-	"YQYVWvra1aiHigdMv/nAOPJ1uIkkePZAmHoVIq8ZcIUFElOcktz/pF4MdASCAqgONg9zvzYjwYCBZzee",
-	"UaZrtelwBb0FJfpe5YF6TpSETxoBEdgC67NIwJXkFp5K4/vxeHeKVpxtC1tLP8n1POExKYIh1Wjgmyu8",
-	"IUL30S1uYx5iZUMXnVFbQcudxBueWBS47kIqX/HHylrXQUvIBXhUxjydeSDxmiWLHAltkSCLcQvTFMGz",
-	"SSfnsrTXpZRH7/MYPj1XX97WFxQCZMNK81zjhJwWF0ZIKGtoQHeAQvBDm1dMQRClrzVtgIqhfa+0gZxc",
-	"mROuhxHWVjwjISpSM2jcNGV+zpDOXkzp9NzbmpH/4323/fTDe2i11wm6T263Pa32mpS0++EQep1u7ryH",
-	"VzTSsm+Gd4AWWVm8yzcsgapzDfOon0AxCJf07wqJFSiLci+NpoaM5YhqkbpC48GAq1Q8Lk3w0GhRvZx1",
-	"GcKcnlpH6zNgCczTaNLNmPx2EOJILffeMWKVSP/dd29IOsNqBzvffYe048EldurkA8u5c+pMqzQwMMEQ",
-	"+qkUJBmbWC/g07prPYQjTjjJzRM6tE2b2/owvvG2iwAVvfyDkh1OKxvRlMRZQrZ3BuwwX6l2SxckuKj1",
-	"gnDCGTlwFwn6ik8+MIqJ3thaesmbLJ18Q2oJLBeKOZSQbTNcW6GSnBcIlNsqCulSY4tuo2eOQ7f4EpLz",
-	"uCQnWgRbRm4+A6VpIjJlEH5b/qOPQ4A7qi3665rWAoRq19xcLZfcddgmy6rHE6Rt9C5VwAJdkSQpEybH",
-	"nq9dTSOiyFketax+HDDQTbQsZgr08XGuBW3voEPtb5oQKYyjXCnkuiAJFFJT4465qWltAGMCWgdsrksf",
-	"miJyEDGUzkiMTH1XsYNOxu5G1N2xxG9GMLua0kQxdKnD+qtlmAbMXk6rkjFypZtMG2mbxqE1MpjATLWy",
-	"PA9GIdB2APAASQGAk9IJZTjRUBowOtYsQIuqOQuBDM2gKJZiE4q1MHIAEe75ehUIoXuwLQKQh5pNqUKe",
-	"hQJ0E0Mo/NFPi+rAOmbfxwnMd5+PypzqCU2pxAaSUxHc8uDLnPmiESRI6Di9+/TVfdMGVgNbh+zFBmSb",
-	"0j1No7SclcVUthM+WWZ2ibJU8LQI/1TfqKlTSkSgcLiwXGyNFiikcWgDAG1IRsgjcNxYT58OXR7TRKp7",
-	"ZV00OgpcyAMU6orLJkJUh5TqaFC0BRkEO0U8sf5bX7AwMH+aBIMA/fO//0cJWSEj13KodxLmYewYjSmb",
-	"kHSeUmZj4M2qRB+lpjIHNTTF1MUE3z+84tzHzoBhifJYYzPRDjrWYIIwgQsylyg8fPvs5Hx4enx+/Or8",
-	"5PWr4bPDX89CtLX3yAT7FjUITVCBTRgaMIhCfHOyg07JOBM40cPqa6SoQx7wGEGVVci5gcyB3HiuaZ4l",
-	"EgO2FRY4shMTRok6uzyZZr+zB2U9RzSOCQuhHXo9acFEdmKhR8SZnO7o7HQdT+0PjAQzlkKlF3yyuR3r",
-	"CAC8jiULEg88xht7MtpOiCOpo+jBhgMEfgsngiMJj69SKiVhKGMxSa3NVJpymqaEmzaTbjcaMNQMQ9Mw",
-	"rWTC2KhO9JKNlNYI+8iX1bioOR3m1Y7ucU2HkC9FOTPphOYPfZEDVEsI2gEjUKigs5PyhAwN7odLoKkr",
-	"JxZLXl73y7ETvcft3zvtp8OdD3/2WYcCny5wQbWwYHMxPHtQtEdtQP0Xqh8HKMzhq/6wEYWNm7KD1y2D",
-	"S5vAera2wc7spA/EEutbvrL7RRM1P89kxGeNtlItYK5vJlUU5Ux/s+SugBhneRK4AVPT5QXuDWVCYiZ1",
-	"3sze3t7TwCRNj4XxPvmWqmRRP3Saa5GsvcZctL7z8iTffHGf1FJqiH+zjXQEDL8qcnxjJlJYesIndvmu",
-	"tKae+UQ19btRUMtSWm4Pa/SjFqBa+E0OBuqtz3CyjUaH8hq/KYtD6TgXGx7mxtYGA8jc3ODNxW7O0jni",
-	"TGQ2Wdcmd28p+XA7QOTaBpvq2PiYKEJos5SLjEetrL35+ehY6aqQw6QkvgFLSQy1atDb05PAPhN2hAcC",
-	"nUIOuAn5meG5sV5wpchreV3p2CihzBTEVexTWwyoEND6qpZY7kkZ34Gc27Ynq/bkjU/ytBs/4jH5RDGx",
-	"BgZH9oTWj4hdjrom7hGU2e5mymxnb8P3P62y/HDD9Xzs7S5d5ueUUTFFuKgVpythlK6znJrbDF78ov9x",
-	"Q6WGRqp8ZDAdN9VpwJXLtQWKok45aQsa63iC14dvz38cnp0fnh8Pz89fDM+Oj16/ena2be+iLiwpnQJ4",
-	"pXoROyi093WYpbRIdTPKzNHh2bPXr0+Hp8fPTk6Pj86Hb09PztCWAfuAhTfPT1+/Oj9+9Wz49vTFbaUa",
-	"xPamd3BCFF2j7C0U5qpQxTL83k1J6lT1I8xYQUcpv1J6mlrAgauTaT9Lpk1MBYkSzcJtAZcmqbvX2X+y",
-	"qhTwpxSWNLBOXzSzVLc2CFBQUzic3Gdw5ecMlf+iFAKak90XgeA6scTPo0/zWq9U1FkdFL0BP5OpA4u2",
-	"tGlGv5KbrzU7HOMZTRbbQR7YyJlxYELmLY2w1xKjV7iOp/BM18TkmfxmBDe1ZKT3Vz+6UqUNJxS1Kdi0",
-	"dLK6sNeKbAi0hY1YUymsZCPNtgtRy4llR9QJhPcK8i8/qUH/ZaPHUG/rayEqnxZ33k05wjN0si7u1HHE",
-	"3Mzm6382zxlauQ6S2wSCkas8GBYqHlHOTFtJKO0DUkSkiydICMMGuzCOBwxPMGXap+SOngkSI3lFo6LY",
-	"dI3UgIqgRBGFg5QN2Onx89Pjsx+Hp8dvz46HP5weHh1bMcT6Cu3q0NZ+p6tEDpi0DfUGBYnBvKykmcgW",
-	"c5BI4pHY3hmwzQQIM3KeCPQppPhTPYdBuW9QiL9XlnhqEcjGOYv1uGERCLO+jynNGNIz13xMQVExCCpf",
-	"+GJ7d9Bz46GJ+GxEGTkYMGzn0B3LeHohCsprHTomaAO0z1ghapPn4rjY1OdwXXjNjXmXoHuzx56SOcFQ",
-	"V6MUr2tKLq5nnV2rJmIOPmuqdQN1H90tNte3vplW8de77vmiXqqvPiZY1QQ13E+0av2UMibQPzKS+UzX",
-	"UMv60xqo3flds/Syqb8243N+1vo2rmGDTjP2jZmeiUujLKF2fqzbKvOHJhSzKRTpr+rwBcJAp+MsxaNk",
-	"oQTdWBEPLJRUcmVMG3/nI0SZrrKQYia0427btJFUIkM2R5KjUP0xnAmdUEDlgEmOoO6nkrJyT3tOsdXM",
-	"NuYOs1jUiwgBJ4AaQeBW57N5QiQ5QCF0tR5Cu6YBc/o1gahkymKZG/xAmNd1E+xwBwHyQ/SfySGL+Hxh",
-	"W5mGJpgH4hYm9JKw5nTSHAM/Op90NSN5h6l8efbJMk+Ly7Rp6uly1K+MG9/Fzrjfe/o1BfEorAUsXXIl",
-	"16uLo78ycTzFELtCpgTPligceEZQXrsQcF9AMTRd+7QYKTzIb10oybXcJZeEybYePyzdxAcCwUMB8XgD",
-	"FuajmLicOLRldaTaCMOJ/gBthfDffhigkMZ9U0VXkH/Y6oO6r5p98NPZ61fmyYHSLmS66KNep9MJBwyk",
-	"wwOEUdhHcyg+GfEZVEzTFpDuQyS2d9BRwoUO5lbKktoLirmuuKHkx4gkdle+u6u/cO/uV3Oh1tA8jhWs",
-	"zzSC/AvdJZO/C2cJQf6Ai+syvaW3aVX+gU04wEwxKxIDX8ojxhmPi6QrKFsHKwN1XGk4TvyoG9vZlGxc",
-	"RrvPXzRqU5/Q5ykyxQpBZ3M5Z500gKYTDXS7Th0vDDG9O0pagAonf4H2jiHCsTHukGscSdP0ESI7UqwI",
-	"zOtMzjMptE77aB/9TL8H441MM6bL/26F+b9tvdgDXTL8n//9P7tQvGz3Rv1nmO9qSOPbEGogQmlEp8dk",
-	"zYq4RArxJv7p3ZVkeZuYCXvz5GB+Hjm+Mdo4Y99ajMFHoPPdwgxyIOZxBhUKuKsZ4+Z5DeWRm2vGGG2S",
-	"p6ATKPasbp2SzWHixGi6LCIHWutgUNCbEQjDpxOG9TvWY8LTC+iWyucCdIktytrjBNImoHixehHqeSYm",
-	"iBaPeCpJvL2DDldpGgdlYu/SbZ+wDxtYQrl7n/UulHWmf1XWcKTluI+7SwbnfRLBrpEwmuyZZ8Z3b4RP",
-	"JRjzsV4OFRa9+3nJ8LyXODARtJVbdMIXWMg2SG3tk2fhtlGGTVT9gCV5hk2UcKHEEGMIqsrZO+hNXvAZ",
-	"5O6UKHwDIz+o5mWpHFrBO7k15jKq/aziI8dW9lrq01fYGDoZOYlanV0Z9JSID1wJPSU6jknvj8rczKTx",
-	"8f9j73t329a1PV+FCAaogyOnadKz790JNjA5aXtOB7vdRZO9e+eOzliMRNucyKRGpJL6bBS4H+dJ7mCe",
-	"YT4MMI9yXmBeYcC1SIqyJf9J7MTJ6Zc2tiWKIhfX//VbtYBqLFiX6w09bq+iH7+tUR2+lma95ZAmLkpI",
-	"3i/W1Xq3LzM6VZOF+YuBglVrXcMqz60jxrYUkKA3Ja2R0Y8yW6Qqb075aD6og+kGL/TkgGGCuT8KXbUm",
-	"jIcUErjgoUmj5wNzVLc3a0DfPWzSSu3gi9iWglSnkAl2C2K8B9ChP8FTk8i6QgZymOyDpHGdDGQZaFDm",
-	"PinqNhagsB+Qd+iywTsGApoB9Tx4CCZUoe80Q6zkF7VJC2FmiCW7Kj7zEM+tUeKYm3pqPxZg99Qzu2Ul",
-	"q6d3ivImARmYkKDsvqyEQudseyBYl9Pn6EyF5iPmtG/Od7pTShq836o62h18ohAdXgFNCktyXbA5AJOC",
-	"CIFtQjUPLnJSN8zBQLQr+7FhaTmEgj1eQv20sv0+LCIUXHLq4KAUY9ZHCbVQ5MzVd+JI0DKIDTUxs8JI",
-	"g+/J8pOrBcVSSXW9OGwNbTN2Ajb1AlqA3Adequ56u0F0qUYr3X5XY91or9/4ZFsh9u3/Piret38tBqZ6",
-	"vXFgqiCO7xcMCczW618Z+vaks+VgvyG6tjj/8ebi/DXO+8rRfjOr3+rb7hPuhzy+2VSMjYT6AWEMuYBD",
-	"q02pZiOJlTNtk3G/bzg1JJiJ9YxwRTQddQb86Wh7M5hBfzAzYZMit8nOrdOxv2+6zjXLFObyqwR9uDUf",
-	"b5EZnXhq6FYdKIs7tQai2jadq3BwVwUy822Ink6CxNBKQ6d04OeOCNHijIhaQ4et9zAiAQ1AkMqClGB+",
-	"r4eLIq9IL957Lzg0GnCIIHs2xRODBlzFwmUqKF1Wqa5KaLiFrYgcGoiNO1gQFNcSrQDAElWxBT2K3mFU",
-	"eiexrc3cHgfXGlZlSTsi0NqalP/2ko6WUTxc86QRq3e3EVH7qb6S2RRTjO2p3lvdtkgd+TnTYuXYsG/V",
-	"4cITDiQOlNuRlNkBAeEG/ZCNLkFqrNiuWLA9rc+8d9CqzHmFMC74EH0HINgH6wA5mxPXQROgpT2A2jfi",
-	"8EEY0D0Zz1PoD7QqBdzN2xh2/6E6Hd+z/8+CPj5nHs7HiXOXdxiLUJwfEGvZnxAPmZb4PxXp0fp7231R",
-	"kZKF8Gr51CMQjqmKRRWAr9l57Z/Wj8lKOtQJqa9SC9gRHA0cJBZJbXYhfotmdDLgWXJA/iKFrMqwxWZ3",
-	"i6K7KR5DGHarGsfa7YwWnwQz5Beux+74rV1i/eroCeOXNXoTrSOeF7WEa23Zdekc3M2Ta/TtT2eX53+J",
-	"EInLCF9bdsVKJgABB0uOWoRuUenvZPoPR6ak9+nXy/3NEGtTb3TAoetHjEKR1WqKXnq2bbG3DOM+IF9K",
-	"bhMVm6ippAfJZE0k02SfjGWeuTxZLAtEHVbFwgHdRr7IvFIt2J++21dEFNOKzLusQVyGbQIiRDPIuKLl",
-	"RIWNOh1OKOlhVyjET47qlB92NZby2gEPlmxYQUJEw5W+j/n7sXDImoiVdkun5JqxwiUWnbowm4twmbGy",
-	"A3ImmuMZ0esd83IYC1xJeFTiawIWOuqjDsy/Smiee7RTxGCJBbalwUTtVuTZBCdp36452TXBQ+3NXr3d",
-	"Du8K4IkfhVltl5nYt1tTle3gGFmFC70NnnEuC157r1orKhGSvpgiSGLdqSciSVHyGwu+icpkFMAH+Ugz",
-	"dkDxHq9W6HL3irvui3rj96I7Prt995Mspv+Ibqct+x/c1i48tffxGb20htYWzvEXF7t2hWhR4HKeq1qj",
-	"MxjUIItqU5PrU9sIzY9W43hbfEI3euiphvq7girLJ7DCqM1L3eqMtg/Ystz5ZLfgseTObim9djU2I6fw",
-	"3vuQdtUKk1PkNGVNnZCOjGZJeg75+OgQC0uNMqdsKE7T0QtFkkrRERtAT5WEcEGUZgUoSzwDSo6FoBNw",
-	"2MCwXlk6Ogp9N+ZpV9WkaEwjKdkNx7LPHgR5JLaLMLSR7J96MRgLc/vaHZ5PZ5RYB1+/oh6n0EV5SUfb",
-	"gsm4pKP3b9Tu2J87dbQuwk7nGjfhPqfLu+m2ID0uQivNugXrtCU1ZtnASoKfoM35vJvEz26BV/wpK/S/",
-	"uvfbDKuEs7sljR7FrmEiUIiOshlQqGb1gMhiDRWy1I5rQrCYuFQ4RW8Mq5rbbjf/LQvr3+xjAiCeb1uO",
-	"uNhHLsjrvvFX2KV7MhE2t5w1X8LSvXu5uWq04pC+baBzhSxM376lOxOziQN00Jng+Jt76vbzHLedfWNf",
-	"ZeUkHLfgTwwj29HhTb1zISn2/fdbC/61y8OFphOktrOv2s06QCCxDeQ4ogqUzKiWLR3A6rwbu8+77PKw",
-	"U6yzcLbt9nBr0lVXU9utM9T+3bHRrok6DtuqusycsdX8G11qjR3q5e/2r28LgTKbnbvqxIyubIv6sDwE",
-	"7+2U/6209xRSKtzUH5bLRitdaRf9YzW5YqUtLFxIWXfvuXe/iS3xpOuArp2CRbiwIDhNUSKywKfgfAko",
-	"TerEDeeiyyRTMUSL0JGwaqqFXaZ7CZtGLHvXw8oP1I3tXieqg3/aWGb/mk23YBn+md803WiJja327XMT",
-	"6xW+ZtMGCq1tlMj4DSvJr59/Rs9WYShWVgouR8QFS97QEk2KlPkUO6fQ05ZncuGhG4KjsV6/Q6mtPvUF",
-	"RzU60ZalRPCkBYpKuGzPFnXhMyw/MjhcFUMTd3GRQMUFbuwqtiMkqpUjKriithg+HCEiV1NiVPA6JC9L",
-	"nRBFp6ru2nlALlhaMo0xf0BNd20VWHZCEoW/DhQzt46hEAZSDczliukg5gloBkNZlYZHlzQFaFk5JLlE",
-	"0BLVVZ73PnzvB6nSaymxgXqaopQ3PAMAxHApSa+RMUVyKa9Z1rykKsx6uwE621G5C1Yu2AoW55O7t6tM",
-	"yGJqAXYSw76FXPgvoZYm2W9Mu7M0Rw3wvsY858pw7lzGaB6zwfrFmUrEznLGxRWJR/etSNymXySkg6UO",
-	"kdktfv6Y9eBR4U1G4hhw4+t5Phz8vKTc6cIoP9ia1fOJtGQZE5rTXPncSkwcC3nzQdAHEYMLlrEmwEh9",
-	"TnQIxuoegkHkltKmAhdq/9RVucKQTjT42yGXCuNTB7EI2T0TaTktNMJMGVWZ9M7eXvSP/vhD/8/nHzCo",
-	"CCKBOIlwQD4wTeGH90JpOirphNCiUGRkDK1YJNDPZ+rbP1JBEiYymPbgmk0TB5nAS5JYeTmoyjxBzR/k",
-	"FVcEz5p7S7cMhz/GIrFpXn0AFVK25itxEEMDniX7BwRaiJn3AiRbv791v1y4C5LZCUZAIYF8KMtY2J3p",
-	"LhkLjuKuuq6CKT5OAVm4Rh0aYrgvG+RRT7eu7ElHfF0dmgj3dSETXupsCxlzmFMUDrVWOVpwo8+grXmg",
-	"O/fkfEyFYLnybe+hO3subfN/fBJyEGRJXPQrBfgxXKVSCJZq7PiPbDZj2tBotoAv4Zit5h3+1OQ532FQ",
-	"axjUVcmtk7RWqKILCce7a51AP3WUA/YRChKzv6Hp1OrVXbinK/iWGjz2gVA6773ad3OnBq+6XuHaaUdh",
-	"mlODUioQNB/yrDKACHEqD81OrU+IFoXd5Fhoes0UYcMhS7GaBoA4dVX6pD/v/wl0PixXw2cgMi35yG4b",
-	"2iO0+cPrjQmumHZZKQAjnlTC9krMkm5Ggm8d4JS7HK5A14lFL/FKDgCMm68twDi+Ev4a2aVAde2G5hVT",
-	"+90VbbP0vFW1ZsPlPzNn6WnLYlfNs4Hj2uWf8oEJPryDt7blOLcaXB/grFGS8xt7uki7hXT23n9QJ9hP",
-	"yVwwkRnL1WmX0XJirJZYUAEHPOxCuG9dwAj4puuG7YSL+lSCIZdTpQfuZAIsE7YdqxTNLRZGLEJjLJHX",
-	"JwSdMc6qS4yKwPPkNLAtUfuoa2RKBkpEBA1nlJlPRErfPMywj1gMKc+V9x//8fDYjFwwkRl7o18JekN5",
-	"Tq9y24J1jiu+t61EA66EpUCec/GcAcCX3Y2yEgrrofz6uOi/WTqWgdU268VeoAghRbUqQvjTcqG5aU7z",
-	"Gzz3M1PmwHbYMu7tXS9WsziPqHs9dBPRJZlXsIAz7KjpOrk/c5owTTOq6UuLBMXZKj70+mLfPO2EJGZS",
-	"ejrQ04JhbR5JCloyoQc8S0gvEVJYQall0c/ZDcuDkSI4ihRyrJ1HKB3zPCtd61I414hXtX9ALgCD27AK",
-	"uw3mzwRA9iP0k3b4zc/rN30Qr3mbbzZYqpVd2nbe07dw76W5tQ2HDFe517bE+whQ5hbRrDQUSLpl7na/",
-	"u23sBC0zT70jbNmqzu9wazfmAodB96K9vvuj4RN/wo5vRy1dXm+AeAfm/LTS/9Lw9Drm57hYC+NzP9UW",
-	"1BJILn86DCFarE4HCKciciVBaQAlQLBcHdiojHVP59UosTAfzhUbiwZntKJ9xh+7DzoMHDMsiYLvIzKm",
-	"N6wujWxhsdh/jLHYqGhTsKKguuWYwOlXJGOsAF/4AjQvRyy76pd183scp6xfnXWO0Xd/6uPieqU1Sbdz",
-	"iaV+VM85Qidqi760etunGo6T/Kniue5zEfCzwGjBkZwVoKZKs0m/ZEpWZQotfQTjemwrrmksPM8Cw6jW",
-	"mkobsEGM4bLmY5hA460M9MNiSMjH61V7ySXOLeAYK3hVpWDP3qW6nOLaqWuJH/UXwUhze6ENpjKaOBQo",
-	"dvTY6N6gw8dljLue9HrHbexw0La1xPfad0c7gs32H7i3z3cxq3KO0garAkesZVZBhBrqXfNqRIyqEgar",
-	"Ua0hZvKd6hF4rlBBKqucKWMrYmnr0VG3c7VxDLanmKztVn2a5+95+HfvesRb/SY8XS3tEK47IUN6IysE",
-	"V7IN6qFJE3pdFYRNXRdjm4cI8RBapuOETMxBtkFZd6DQrWheozNPMH2wBMHVYfwXgZE3LPYJ/fozEyOz",
-	"n388BF7nPr5aGRLdrTluQmfDc3ojYWcGUuTT3QHWNvv33Kx4njZzze5vwAO4OhUwsmsfrJg+IB8hTykw",
-	"ydsFzIK8pXSHE5bSR8tUShe0DvyHNogfLGEobUQnN2rdwvlcath+ZhPpykPg3NW9Cc3Jqx3t6Knyxie4",
-	"8jFnUSOWnpNoCzJ50lVTeDZrbD5YPs6i3byz5Qi7sobV2L7Kh4/HNXa+/+4d9m1lUxF277HNxHNrD+rA",
-	"do2IUzpJr5mfs+8wQ2qla5jTUYdt2Z0Tk24vGSa9QxbMd+LvTJVZn/5b7SjsZtNlR/1F3pIJFQDQpaLQ",
-	"EwEJqUZaYcSkg699sI+5sD1ztrbHzQc9j80+NwKD+J29C7NrbLXDfFtWqGds2m7jtysDoB+Aty1OBLAo",
-	"Z8+hvd38O28sQh4MDa3sGh+fS7T8ko6em4k9Ax+3yRC5pqMWuzqlivW5UEworvkNg25TLaZ2a+lRp/V9",
-	"SUe7anxf0tHj2N4AivDd9H602LIGmtyK4W0GXas4B/FHM1vLmHNxTbQkXJ94/M/Q8s6lYu62blsbz9wz",
-	"NbUX7t6dDW2zDWvY2a0rfPhoDGLXY7Lrb9nKNrbZuF2LxLp8aDOLiKQylxW2VQpuO+1sHWUjQ4BVAa8H",
-	"fZ0a6CgzErnbDnd0uhXh+ThW+EOejR3Do3Xxz/WPU2iyC5mxvqFutRCojYkRF+yFgp7nJRtxpctpRBSG",
-	"ZljGtSwtNAr7SlMNjciohtqIdrjOjzJjl/DcuXO9cjhxEWW48V1YHXZxm1aHe+DPXHWWSJjVhsSIJwbT",
-	"Wc87ILWAdIDYaKXHTGjooOCOfpPEVqlLACRNKHWq3UJyOLNy3eTUqAfY+l474lq050F5xdPc8/Ys7Tvs",
-	"/u/mv4FVhzuVr/q5GRtywVE+UkEqcS0M++HZ0s6cbn86eEtTL7CzWqgcBIkLP7xelrjwEFxmKYd5Ykqh",
-	"n/cdSKyWct1s5S1YVInLZDuhqYa2DfW9pOcKlc4+vccKSKJSWTBS8PTawlnNM55PwcO3uO/1Y5bwGprL",
-	"UcWMaHb+VPCvPhVqAOjLek/8CwVkEW73qnTxEqoRoc6pvXsO4LlZTR1R84O7w7ZYOU2vFbQPcfwomG7Q",
-	"O2QWrAjs+BYgaDOvWRravIJePwG6Azy0mj7z+MV1pJtX3HerqAGKhovGlt+LtCfsZUoLCt14F2lWX4xC",
-	"PtPqOpMn4OQoZc4iC+hglK9g/Mh88PUKtvP9S2NyvkRD4iV6VGIxoYUi8oaV1n/l73EVwTV3Mh9fvSa3",
-	"PBsxDIqASTxkCCIxzCFc9A7bWHp+HAscGFAYCHR5BPgaP21oCQRMW5G//4//VfcxfoGvuN8VUZyehyu4",
-	"1Szf4DmdXLy+5skw7g/TxrzvS9SOdqzWuBhG3DUkJCjVFZGCSMG6CbChT/qrlmmVn+2FTXa90Cl1tugQ",
-	"qCodQ/H/MJe3SYfXyupEK6mmy3Nqt6mati1PJ4X7DbN4ExZiGEd4SkQfqglGA/Avce8TIPMlZrLiX4Gr",
-	"KY90w8vGfHrQANheI0U+7dBhP8OjtkkaMl/oF4EZRmTMR+NGl5cno7KWdgU7d7zhiasUK4NcinDXUSIu",
-	"3vdXR1ZwqlOCjfhzlmDj/0C8j2UOSdRTj3wZ0EZEEiboVc4yeyPX7oY8byeSL3ZmWyQTfMQiQrHv/aRo",
-	"I6NqfCVpmbnZ34UzOFSsJQxBjHLmEbSIvPpvLLVgqFyRjBW5nE6Y0K3i7cI94i7YUf7mB/EXzMJ++1cO",
-	"ltZ/NX/+3E9BYOleRXWJfeMB5QOAW0qw7B+DN7XIRywmqN+PRQIf+lYLSfZPSQKt9ciQ5rkiVzSF4G9y",
-	"9n7w5u27s19/vhx8+OXN25+Tuisl9BMPQITcezkENNs2fA4CTQUAtLZ5u/mCDo2hihBn3VGkBpls3lJ1",
-	"w28Y2yykz50sZNsUSYfBHUjDfOn5TyfvgJxAa7rdzliJKTVTYaSHGQhXU/Lp8y9vfj2/JP/3f74+OCYg",
-	"f4zSPz3FvvnAbaRitu9+5AD1R7m8ojkG0tUBifcuZUan8Z7vKl6VUA+a0SkAjGk+YX+TgiUHJNFS03xg",
-	"u+vnjN4g+NdMe9SDWCBQ5ZX8SoZ8VJVMkV6CIO6DK6lVEpFEFkwMUiluWIkrDd9WgirFR4Jls7/Fwj5+",
-	"7p4JU4qOmBpo8ybJPr4bgIpEpHE1HC93eWSWCBsIAFsuWc6oAswPgNYWUjAXWptCTtZhh9n6xu2sy4Rd",
-	"L7MK7rq0y7zdlLyZmXZI91pS2t17Uk5s3fYG4emFV58/ulTQfKp5qgKVEE8u+8rSanErjM/+yNkD13p2",
-	"ZWmuMSaxuSZCixNy9SIkWlQOSS5TmsMJlCW5ZeyayKGhf3cUISf3v1esQpS/CGuEEvMv4nNqmZDeldRj",
-	"wkWaV4rfsKhGsfnhBzO2OvUpvq5lRiyOD+Gn/QPypyq9ZuYUVSLDbpDmCODMJjwTfDQ250tJQskVXkvT",
-	"UipFqBkiN7/3sW1pICaPjgGR7OiPZAwtk3JpBPcXxq4VUZqW2hhvH6TI6PSEUHx3OzqHBjfoS+da2atq",
-	"wB6wVuATvsotDAqQ9oZFabc+gCmkZXJAMBhhh7ebV7qZGl2bZRFhk0JPEUAZpPjfWCkBoQ3oKhbmARSw",
-	"P5I/v70klmRsLyG7v9+SU8s8VUJSw99VAM5fYheps5ocAuKJhYUFMEQZukZO/fuAumDeKEIoMrOmrMRh",
-	"o0Yf7Xb29daR90bYV7TaDe9KOVn54kvZksdtOJXdO8X/xroqkEclFVVOgX2smrQAD/1zcOO3zk4tLJC2",
-	"XMG57qyFxt3du1e209ZEQ00FrFzgFFVswyH015gE+UThD2wqHZ+4lTGUYCjingKnkKXuFDYXumR0YtuB",
-	"AQrREDv0Qmck3a45RgQFBkgh24dmn1wxfcuYmOWNseh5GYTDe9kDaG2tcuXHow6xQpxUiYjMM6Y0wFEC",
-	"UkMsgK9xQXiGcIGGwWNVim3nyvO6F4fhsudI7f03XBVSQV6C7diBy9a0xmKR+HU+wAuMJnsH1hmLc5lX",
-	"EzzsSa0TJCck4VlE7PG2f2CaIfxpe9DZT669YARWaEQQwDeKhe3HxrLBlZFqBcfGJTBkqMXCFyXT5XQg",
-	"hxEZUzVgZSlLFRH4f5DCuF49iFCw4t+xMLQPQFjwU1ahLBhMVERQvxYyY6A4u+vsF0PK8/qTuuZF4T4m",
-	"B+S9KCqtEDxDVho/uDZedmeg6Usszi9+I70EOd9PqbpJItvLAKhm/4R8fndOXr/658OI/Hr5rv/PLoR7",
-	"NdUMaYRMaHkNU5xQopgRFyCrzz///I7kXLBYMJGpiFCCbMccE4dWzAX59fIcHnJ8fPwjjj7hec4VSyXc",
-	"hjI/ZbltpCOqPFeoaVBj92RGqUleJLGAYDNeigcP1tqqCslPxjz5QwKFRhFJ/mMSQaLglYMMLUtOR8x2",
-	"tDkgH9/8p4tfPtZrIzLDwpP9E/McRuBH60sCLZELVoOrA5bhhE2uDMX2YMbgjABnxj5EWoA8LNHDLcBH",
-	"DAU5EokFLQqzdKCkwgOS3+M9uDHeO/k9BpkU7538/d/+PYr3NNd5/QmBo/Hjt2+tCbBIB09Lz8B4rbQ0",
-	"3CXcLftdGCJaLH7N6G/sKN/a1R3ghUgcnUoGKhTrPfYd3rSugvG1jxQKlW1fqeEXeyd7v8d7PIv3Tn48",
-	"fBXFTumJ905eH7mPAPG/dxLvfWF5Ks3f7hfLKuO9k2P3leOX8d7JP0XxnmGacO+EiormcCuyUPjWcy34",
-	"IWSp8d7JKzODkLHGeyfmeETmvgaDrX9wjLb+pma4sasCtCcEOG99oefAMLOjw6Mf+ofH/cNXl4c/nhwf",
-	"nhweHhweHv6rewPLoTuvfXVkrw0ZeMfVrw6OX9urAwYPK3B0aNalZvRmYxqDht+GLD/eOzG3Nvi++e4b",
-	"HPO5xnw1fNCeZl/1y1TdNMnk//3v/8OzyAnNWmY2RGZTYoLAtPKyIS0bwnJWVnpRGUjKQFDWcjIQkw0h",
-	"GcrIUETOSsiGgGyuUxkLcxxeH0WW5KPj6J8iJOF6nOjVURRFEdJU1EUwURd1RF2EEMG2v45eR4fRoZnL",
-	"wg3riAzeGqEPAmOulU+LRra0UxbeEt5x37K2nbILkK/Csq1lCVjNP7AFZjwJCwNPzhR1Hian8ndo+WRl",
-	"Jd/r9IiM1lDqD4h17SbWqWyfGpnpCKMpmefdUq7N32aKpyRRFWQcDEroEMNVoJeSl6RXf/iD1Tv3jd5W",
-	"sDJlQkeklJXIWGbE8iuSsZRPaB65wA0EUmH+4LQ9NSbAzWgQHOPEObsnjAqvAwMIv38wrGUveBBcX6uJ",
-	"+43nwbqUtuWEYKe2F4e3EgZU+4cKdmtsoMCBR+hEihEabdYNCBUbYXojeAxjIUvY3aZ95/xDUSN3Zt7K",
-	"WcEZ9C6Xtzutn/11y+2kF3rGbb/uzbvFn4MXxC5OWYl7eN1XqC4EztZZXlh72TZWY2iYsWZ0shLABnhm",
-	"gkQgNMksa4zCRPAW8Ax4yLNAz9hmV+XFmBivdhoTg9HJ8p7JQERPDBnDkq477/i5M5emCw/DrI/tgrsc",
-	"XbIL3YLRyc7CWzA6eSR8C7MqHWLNbNZ3eIvtwlsgUbYcj6XgFpCmGOaTwM1LAS3eQRhajWnJstpNaO4l",
-	"vaROF/nJfJPskysGXcOKkt9Q3SKfLIoFvsZjNH19KCSLzo3q3pQF7VphvT2IhfXPtub9tS/tCjlVeLIf",
-	"KNLVuTodXH4tJmzeZCM9VbuQF9wSb4exbzhXzu3rrgIe3OGgNLnXS3sc1m/aGRJK1ZaOg/iZzsgHDdwo",
-	"2Ke2JIpnjcxQM0dIB52tFgS8j1uuWIuyofDIfrDvsD2ysk+4YHrzpLVTZuSFZzEvPKu8G4VZaKaV7DW8",
-	"luA0OFOkZ4hAVhpj6tBsw2M9GaU0TA/t3/KMnViqGss8M0QzjIUb9gT6vyrGlL3G/RCRK9cCBHKLwNWW",
-	"QYS0wzR07/Q8wBVtBgI0qd2YlVgPamzFxqeGARktAmBcbF0e39e67EgkCptIQSaRb2vVEehzv98vo2jZ",
-	"bKzeyBWAm3VMRdPRNmbhD0g9nV5i1jQBQGTpErDC82ihcXoJNjXubL7J1QDb6rSFQh6mBYU70RfI/1bx",
-	"CthleGqegZpz1azcfTfPzhuscyXkTMfCIQuWklFJizHpWe5tSMVD6ONPcmi9lbNpUiWjWSx64DcfuGTM",
-	"yCaJo4GkSIJ1hf73/VOPtSSFqy+dYEYSPs+c5jFLr1kWC6XLKtVVSfN8SnJ+zWrHKSggvj013GoGh9Jq",
-	"SEjxBWSpFEM+siUiznKD5t5uLV4okoAKhDKpHY7MuUvwlt11meD8HsttYlenq4QWhYwnwmfjRtnNDpS6",
-	"JtYOXnIlsyn2obfBgL2VnCye64QIon7ol4rhxrXzovdCsVKjtdEitSAxzGiO8DgximwiuxSuudvgmk2T",
-	"Ux8w5ZrQEeWCcBw4Fr7G7Qsklg1lmbKfQBbCxbmSpGSKaadm4rA1a7yFUiCobMkCQCeS8eGQlSoWdZeR",
-	"MSQuAC/rYRZj8LIR4MJHyNgiErKY/VOSBHpUggn7hT6IxXs7RR6sk12L+fUKEcd6aaW0nLCyr6qikKWO",
-	"iKI5pifC4Y5iQSstJ0Dz+4Qq9+YzaPZDnhsVnBo+PvfAShi1HZp2O6WrhVsaElighc9Ibb8juKjN7fCV",
-	"9m6x6x1RCxK7UrY7DbS89sJY1o0jA7lzt1AeYXaeZbAZsC5PRokxb9hxslfUaFqLAmveshYysdd1ZElG",
-	"UmYHBP28Tg7BOXYdgG5leQ38BtNR3c1QYiKqPD+IxZ/m2dXKLXMXgB3XbPoxXMU72sx2ufBqF0lLoJIv",
-	"Q7rwrmZUPc1xC5l0h+e5a7cOH0yP6tCfdh5E+Y5b2pHssNTtibcvcn3OeshPCL1STGhfcg5hVVeHDqlg",
-	"XZjH7HaZAdNqsmD7GK0ahAfPLY2lUlTmsJNOxhOLrg64YbPurEJKBLtnYuSLZjRbALoc0vj2jJRHgl9e",
-	"crhwCbJtHLJn0r32rnZF++nulvMvPd3eJejRPP3tbhFZ8FldgSoS7yVxdXh4nELuvfmLkd65LKb7SbwX",
-	"ee3hahq4RJza4H1lP6FTLYpFU9E/9DW4UITSIXk6TjzoGW5RWg+w/3WznorHchjIYvpcnARb1ps8i1/l",
-	"fN7XwofTCcnW2zqZ3mGZlXSo0QEpb8XssQtzNbwzrz5TTS1eMR1h0Z0StFBjqRU4BBSxJRTk1ensWM3D",
-	"O5JMkaowczAmPxf1QdYlFQqx/Cymh0WYh1baVF1jddzs8Gv6Hd8hL91p36OZY+1/3Ka/EVZjia/RFZkH",
-	"LOTtJR0tO71wzbfou09ywz5JOMg29rABPmWGW8SjXKe/zZsOjayJ4ERrOkJIV1fpfXSISv41Y4UPbNPR",
-	"HG/hgijNCqhj4NBV3/YoNnaG7bJUFySQhb6IJRZBu8fOm7a2LeGWmq68f6N2TeWfdwgYcw7aP35X/pvp",
-	"JiGdrx2kDFX9Stk1XQB9b66xivWQ5xosY5ERbMhpUZsnlOfwbXelwK8Kc2O+p4KsnwoC62u+dX/M5IZA",
-	"5VYuR1zYu5tfLM4Peb2B/JC2Ny5lzlau6jbU8dnc8K1rOK4GWLS3OP+h427N6GR3kWzM2y/PpoDD+rQy",
-	"KSrVTIjDzx0JcZg94dnSy4yXLNWynHYnxSF4O1wOx9VC8SEq5ZiKrC+HQ9uGQyETk5VGfqW6+dQb/+Rd",
-	"4lfbpkD/1stJ0W8NYUKXnDXLxJ4MwC5k0WbBZrfQaUuWOJBvyUXKC5r76/f+GtDusgjZB3ljtVZz/Qvl",
-	"IPgkScCGHbJyAPXOdhFOAnP71KacohqPcXKjKkG/Aqzn1bHgAnQouNAlAtlSif3IxsmUrfg7+/TehjmH",
-	"JVNj7Jlg4WOCK2GuB+SsyriOBeA4QdDO/ETNEr5Qtie3WdxzqjJpzmSK6JZckUpoWaXjDqcZPMgQ4t4K",
-	"JZWwdbdjSUqWMu4W04X/wkVtojvhEnbmBdZrv1FR8UAxxOP1dNsnrQv7GGWFFLOSiFmhhSvQeFvM0VLm",
-	"+qnrcOMDRffWWYy7RfTM24BJ3mR2L0E5u1OUwI/Y5Yf8mWlwQjL3DDzgxMh6Y7FD5tH8nrmr771x6x6s",
-	"7W70mX2tNXd7zuyz0R22xY3zjLpGDfcteRRRWvqED0I1kSJlwZWK2WYUGIe9kdcsOyAf5ZXMprGo5w2c",
-	"f6JYDtjOZY3hR21rn6pg5QAaWrSLnUejk11L+qAbpSyw/+5FU1Uri86nhIabSkYlBRDykpRsAnpV+Kss",
-	"faZA47ZTIoCUSMYm0ik4iMM7TzjWh2d+7sPXffgaKm1qHa6NYh1hYx5kLM7PLt788svnwedffn47uPjP",
-	"H89/AjPdImPmgMcyoYKOMMjilCh8vktbUJrqDg8iboY3p7fjQHTDb7h88Hmco3OEjqaOKqwf5K5Hyfw3",
-	"AAFb8D5yzoWISkivN9wYBEOAerTzwHu7jd6zgl/i8Ltg9LrZXAC41F/vQk5uCDu9h/B3+E2vxVyw9cEO",
-	"tvhnzQ8nePTX18o+UT1u08xaqGepbVpTEfKwNjo6WGC+uXVfKZXysxXsT8VtgPNt2eiH3+fVD5Gnilt2",
-	"NZby2mO0MZFB4fDgmk2/tQjrTjwpOxC5ZlPSK6UGpRyTbz79cnFJ3AMM6dlr+9dsGpS3NTGQwonctZ/y",
-	"D1CDr1lphv+v/+Ws/6+0/7fD/o+D/l//8B/2WlvatautF4iIa0RyUV3lXI1Z5rMTgpYJ1veSWGTHvn3R",
-	"hMhbaP2K+P+oIthrXkD7kaLSgCCX/D5heiwzwD4up5HF/lURMZpJ5Hwb2YDqbwnp2V9JLm9Z2U+pYllE",
-	"aKUxzSKV8pozNwTJSlkULDslNBaAwwvKTkFLuMuXiRulCBZk/4C8FyThkwnLOGDcTaCz8ti1N4RmCIdH",
-	"dbJHWQnCs1PCRSwQPE7ILLzPTr8EKD1I2dCSHB8S66uFpspwFvtQ+IatnAGy2MZYfSTQQ067tzNX4RoN",
-	"aZ5DVYZte3R02AoUZ+fyLpe3X3CbtqQbBU8wyw7cpQlBe3t72x/KctKvypyJVGaYzbD28O8g+uLgSouc",
-	"8rtN85J91e1JIkfbWJWzNGWFZlkncGcloAADwQY3KBiO/uVftvI+QKxtbzN7KNCJ20b1L5Q7ZJ7kj75+",
-	"dWRPZqn+gJzFYnYcvNiwF8UzBvejL5iUDBJgTpqH0h2yljONB2hH5HEzAg4dV5oZLLf+PDsBzAU0gXEM",
-	"2Ylhw8vT2oVf0lvIkXXN8lZQA1h540RjVeZ7J3tGr3p58wo0VPv0OWlie+vxkehLY+iVshqNnWUXEVmV",
-	"DYd72NKq9lZbOWm4fVvkOpUFy4iZH0+Zc7AYLlvQUgsAWE9utRz8/d/+HWWwG69WVeZHhZB94JEBpZAr",
-	"jWw1GAVtmhYEcIAWdKHLUxvksCm0Ic4T9YBeQbxWdUKbz7aijnxW37CE0w3wp2osbzEQyDMWjB22Tpx/",
-	"wm9cVTQndY2enXXvM6OphtolzG1U+8HS5HzI0mmah8/B1Mz5J7yfTCpNrwxN+AxIX+DtMidnxulb9UN1",
-	"tJWZQRQoSnnDMwZtMzImNKe5Ir0PTFNCi0JF5Oy9v0bt2+yO25Jr1pcin0aEibScGi5NFEtL2zjTReKF",
-	"ZiOkgbbpuMZS8PqRXR8Q7SVLZWl7COb8hhF2Y4gcMZrDJwTtq9pft26MKIc4tlHuUGVjYsQFIgsHQ5qL",
-	"+nBRy5CfgDN41qiCxgh292Gn6TWrVxbm3lyWGabTPnU6Mu9csFJJQRv7fvae2FYVUkAjdZ826Q6rubWP",
-	"pfStK88qBXSF9BkAtji+Mg88gTxnOF+RB5AA4YF0qUUdr1VlXJNcjgCTGB1uETI9btvYlWxYKZqrBjvL",
-	"uF6BpH1Pw+BeVTdmnLudjlQ0W1DLUynsztqhmadR93KAIo2Xm3cQrDHbCdPUyNqWJ9rmWgs7IUYuVXlm",
-	"F3qgDI/4DRP72Jjnb9DID9ZM3to2Do1XR8TfuVmcYVdDf9AMdTUaHUaGL5YMqqqJkQ5VOWKzW21vUcZm",
-	"/P8BAAD//w==",
+	"7P3ZcuM4tjCMvgpC/e1Iu5qyJdnOQY6OfVxOZ5WrcmrbWVMqjwiRkIRtClAToG2VjyP21Ynv3J7/Ff7Y",
+	"Ed9r9ZP8gQWABElQg9M5VHf1RVdaJDEsLKx5uG1FfDbnjDApWv3b1pTgmKTwz6Mk4dfqHzERUUrnknLW",
+	"6rcupgTNiJzyWCA5JWiO5RThKCJzKdAWZ2i/c7C90wpaIpqSGVYDyMWctPotIVPKJq27u6B1jKMpOeZM",
+	"pjypTxEy3haSpyTso5SIOWeCqMmwRBFO0wWS/JIwgXiKaEyYpHKBcEoQI1ckRZEaO165As4kYfI5FXMu",
+	"qJ64uo4jhsjNnKfykUBjmhDE8Iz0UYilxNF0Rpg8hN/Vz38btAZZp7MXxVhiQST8Qdr6t3HKZ6UfJNd/",
+	"7ug/yY15f9AK1cJT8o+MpiRu9WWakeUbObnAE/8pjRN+/UiglFxRQTlDWCCMhEw5myADNYknAQoHrVSv",
+	"w75aWkwx+RxLSVI1/P970Erfd9rPPvx10PpfrcCzrNOYzOZcgfiMzBO8UJupnbPaXYiup4QBKtmzRlSj",
+	"FuBAjDAT1yRFkiPMEMFpQkmKFIiIkOiayql+Gc8ICvNpo0X7R7IIEWZx8XjE4wX88o+MpItDeMDnJMVq",
+	"QSimMWJcojRjCE8wZV4cGnGeEMxgky95hP2oo+CPR4InmTRXhI9huiglWJJY7ZVnaUQCRFmUZDFlExTu",
+	"4jndvepujANnWJKXdEYl/F99NWcaWAJhdadJjKgGeJSlKWEKiCzm197tUibJhKTlac7IDFOmZm+eKiFj",
+	"+fHzCOLZzjmJOIsFypikCUygB1ZAJVKsHp/IdHE0liRtHltydI2pRCMy5qlCTZku1Blt7feeBeigs7e9",
+	"cpqff/75KJNTddUiLEl9rjeKWHYVZowITknaFiTKFMbnOCn6KPwWniGSpjz926BF2RVOaDwEGli7onXc",
+	"+MWcyOlzP5bai0RjtEWiKSdxoAjrhDC1BnX9FNl49/L0+fYhohLhRHCE53OCU6HON+ETAXcKFlgB/gzf",
+	"vCRsIqet/uP9Opm4C1pznOIZkZbnTAiTx5yN6eRFwq+b1kxje50UjUPXUy4IwupbFMHHSE6pQBRWQ9VX",
+	"6gq2gpai1K1+S301pPHSWzbm6QxLfaSP91tBa0YZnWWzVr8b+E77aE4v1JE0rfno7anmW4jGDcv6RCs6",
+	"56nvEvFUokuyEAEK2yEa8xSpFwhTpGgHPSdjnCUShW1DsYZYAq6Rm3nCY9Lqj3EiiNkH0NNiI0LN6C6d",
+	"SjKDAyZMrfd9qxi0FbTapb8SLOQwE/nDyt8wRdBqw38/1HAqUDh3qqfbAxCZPwoY4TTFarEZo//IiHms",
+	"gH0XtIRcJIAhPJ2pwY7SaEqvSNOhYv0YpSTiafz5TjaLqXzJJ43LUs8Vj08Xn21Nx1kqeOpfT8jIjRxG",
+	"8EZor+5cSRs8E2iEZTTNF1lBJf1Rkxjy/qj9G27/3mk/G7Y/3HaD3sHjO788cnJDokwtqQlmxL7w2SC2",
+	"jMIBXfucC/mJpErye53NRqThFK/0K4jBOyB5Gf4Oq93q7uyw7YYVm2/XXvZeb/WyHVnvR7LwiO8oSihh",
+	"sh0p/sAUsUNbGL17d/o8AHpHbvBsnpBtrVrM8CVRrA5YPRJ4THYQHAVNhcyFUPUmFSAnYnRwc6P+uCRz",
+	"CQOGp89PXr19c3Hy+vjX4cXFy+H3b96dnYdoq7e/jeagmyQJSQOjQAHbVHA6LERUtciyTFsWWlEK4rRQ",
+	"rBjeK0Re2baidh+BZK3XXx4Wo5iOxwTEMRiZp2ZgvUOB9ns9FFJHjr4ki3ZKFAUOD9H1VClCMoeLFR+E",
+	"pEmiRGcRoP3Os/IIlLXnKZ+kRIgwRxCtahYoUhHdG6/8YHDT67YHg5snJ/rKHzRc+dPxK0VZGkiS0ptC",
+	"pJgLSgmODxFGMypm6osCFN0eQD6aYjYhcOpTxR0btzBu6yk3kIGC1qnCaS3vNQo8xSufjSo06BLALwGZ",
+	"l9LtBL5254+1RNHqH3SASeu5e53OypW8IjHFTaCZqYefDShv8YT419Ftj7Ag6j5PiCGRTbBRr/hB03Ug",
+	"0+3A/9Za0jn9nSw7KjXjstUMhRrAu6TeQXlNa6xHTt8JkjYdWCZI2nxe6ulDi+bnRMlp9dUcY0HalAnC",
+	"BJVKjBPZSN9LJOATxK+A5pNcXX8kzCM8ShQJJEksmgCrX2yiBRbx7d9dH2k4l1iKFymfNUgJQIJjvEAR",
+	"z5hS1rbCX3/99df2q1ft58/DQOlnoaQz8jtnJDSmBkGvyHYh4PeeqQGEVXRDycOmDY3VQrwHESv9tnED",
+	"F2YF/k2cHr0+QmqRSL2jOWxMxpQRASsL0DUhl1rHHLQkj/Fi0EJbDgNH4UmW8jnZfYtTKsJic311dgPG",
+	"0wlmVAD5fCRQaHB7mEMGbYXfnVygXUGkpGyihhiwBiDYj/yAoJjhtvy9Fawm+xo03A8U4Esfd7AAqaaj",
+	"lHzDg7wgeNZ0oyXBs89GgS/IbJ5gSZoXo59/tgXdn9Y98EJ+xlS+Oq8v5Ht+jRLOJrlNS10dIGoZU78R",
+	"FtvbrwUfsHN1/vnf/9eeYkBoJrab0EgNN5wJP+dw2fxehZV1PDu4U8Aw1n4wBhn7heW5kTbZq3/i+Tyh",
+	"2va6+19CG2CLFfyvlIxb/dZfdgvfxq5+KnZLg8KcVaUBGDgfFwYbIPCOY+SXtjGptfWx+6Yzr+861jeY",
+	"7OSKMHkuU4JnlS1JciN3iXrcFvlzQ+Ba/RZoJX3U63Q6AzZg8GK/UFp3jAllwGjcR90Bi7HEfXQ7aOWv",
+	"DGk8aPWfdbrBoCXIPwatfvdODbXUfliDzzlJr8BSySSCRYg+Cs1qtBNBoYZ2IISBUgPs72rO/Ge9PP3g",
+	"h/M3r82Th4S03fexhsyDYVA+sA88F+ZaYVDQhMQsFgiPpdKXMVXMBWVzdelCc3WqW/Zoc6t27nG1VHwT",
+	"y77O37sLPgreLxJ+/TOVU+uPehBYq0GbwDxO+HWglVoqBWLkGqm5K/C0y1m2FXjnI7fvKHEPtnt3zAYg",
+	"OIrhIRIkSokUSEz5NeIsWSg0DM2vQ0FkFdnADdt2/LDLdlzy2X4ktECje+iLCYM2Acr4Eo22KMmsAorP",
+	"fV3epnyUkNmSzc/1G3+1QMh5gWKxEtOk4sCZYoG6yLiHtGoC9npwy7T679VEsSLuhdIRFCPNMiHRiCAs",
+	"UUKU8NlF0RSnOFKkS0kPraA15wrd0la/tQv8/+6DkgoUkYvUuMZ7uasupjCSDRFSaXP9Vqf7w/PHf+/8",
+	"uvfbj09/ffJz5+9PLvZ+2f+p97qr+I/EMhOt/r6SESSVwPF+UvvQJg/YQyGWZinrX2OJ+Yz2DZT6V/nb",
+	"bf32XbAm2tiT8AkDZupAXaSzF8fo2f7BE2SmRBp2VekgD5tYhg36pZKb/CPJfe4zbed2m2WDVDzGpQFK",
+	"3t21Bim+qAxk3LdrDqLetu7Zdu6fXfpx4cnVDtd21eO67Ouqg/Yjr/S50R4fjKDlAzbQNFevRVZ3fUAR",
+	"6qIupd5/MzBYw0ZAgcw5+YzMRiR90I2AGP9wW1HDnRlVxbenN1kKIVFCaA0iQBjkk5SMUyKmxg9sQ1O0",
+	"U+BrYc1KnX0wSMFgDYeudOMHO+Oc2lfDCCqc0/E091u9Tu9xu7PX7nQvOs/6e51+p7PT6XR+awV5hEB/",
+	"vxcoPb1/ELQSzCYZ6KItwrSFR0dhiFafZUkStGY8JoqZTohSdNu9nYP2OMHCUfmPrrBipCQVnOGEykWr",
+	"35qnfEyEoOoXxQwXQpLZcJ7y2Vyt8leeQXTb0RUOtFcom895KhEWgirmK5W2emJMYedTPt9BR9pbNUop",
+	"GSfae6SD4yhTqhriaUxSpJQwdQKSzCDgJEtJq9/Z2QtaEqx12gKh1pTN4zXAdheovcxJKqnW4F1oV4xM",
+	"bUlndUtT0LppT3jbOurnVL21c6FfzR+16WxuYhrAoNJvTaicZqOdiM92jWCQ/5fPCVOCiRkMLCX56XqM",
+	"LFWzhD7+tV4sEOTWG5aQY4t9/D7/OmgpDGp9uMuRqHgnh03+ikYmzyQlxFphCFF35K3z/l0N9TwTlFDF",
+	"PVKejZLiPN+3tAfEXbQ0FuCVi7pQL96Vke7rwZ4712T3XtvwingiE53inoPZuYMeVUCXwVpCFYsOQTli",
+	"xgFNEQLDR/9FIpCgHPqnlSyg4nEMca44eetcUhPFUybPxoQsEFB+EiPOTOBiH4XO3kI0TilhcbIIUCjB",
+	"kk6ZJhoBCu1+Q0TYDgqdPYbBgIXFLnWUZgg7DbWmhhhHsTXiQ4AoUFigf0eniPGYCDTGSYJGOLpEkutY",
+	"TkcgGjArERUxoGC7suMKbeN3mEOJ6P/bUvsaFXeoZUOgCkgxOvBuRJSyqOSeQ4T1U6WYYolmXEjEGUFb",
+	"EB+Ak5TgeNEmN1RIEYKJeSOLd5neVq243x6/RftPkH1FRzqLLJqCTYSwEPEUhXPZ/vYMrCKOu2bvoOSY",
+	"6wWeiKMPt71g726rXQQgfbjtBk/vtr/xxCJUiX9uFX/afdbzbXI5X6hFuUD0inpqQ6uOTlGEJU74JFPg",
+	"7vXM5Wpn7JLxa7V5OSXpNRVku7L5bpNbchkfWuf7T8ilnOmfdtaYfyUTK6ITfC6LB2BuFSZS4x/lLa4g",
+	"8e+AGWxI4o/QHKeS4gRpXnKIMEN4BHZ9c/0XiAqUMR38EgcoVLsNUZRA6C/W/wA/OGdkB4W3d6EvUsYh",
+	"sAaFNfk0VMcyjDrdca/3H+h6/nmZPv9l8l+Pt2XQ2NhjK7O0giozjrDIcOKNKi7mc0ey+lGOxN5Pjcvx",
+	"nqoouZnTlAjnvW6vvde96KiXnPcUh96rhE+bq1b8Ruf2NyOiHJ+9QmLBolbQ4tdMx970nyjIkDG9afVb",
+	"15IPf7ncmz/7O34JRt0rflkaXER8ri6sJmN9xdWNSNxPqJBwon8MtdCF9Ne0rg0UUPfsl26hRoE+017K",
+	"qHgvJbfA07WAYjG5OYCq2yt8HSJQykRKIj5hVOhIV2ANOz7G4d6GrxLc9nI6KRh1Cu6mRXj1WyuV6MFy",
+	"kDpHUbo8FWW1ksBRwoASCL1yjiGeH6PHIljbAj3rQEDZYa6NHL09HV68+fHk9fDV0S8QsP386NdztLX3",
+	"+GB7B53DdpH1jE1JEqPRAi14lqKUJ+RQI0b/mzwgXGfXVYSeVfT7t5aPGG9OVTemXveXOTxY5cpguP37",
+	"8MNf++a/TRKXzcsx822QplNB0TJ2rkaiBk2WkWt9oIcohP+G6lzFlF8znU7GWURAuTa+ZOthx0rDnVZO",
+	"/d+GuytxDYSb0lhpb/bkN9n5dbTPfn56ddy9eX5AXjyefP+E/vD08uWz2etO60+x4E+x4KsQC/4duHp+",
+	"S30pwl+K39tFLSPZNvgTJ8mbMUSxLI3lwBPyikjcugtuK9Qlh1T+j3XCRFfLRzBafQcfStxgisWQkRuZ",
+	"yynqh3lKroo0Wr2q9x8CnR6iGGGRmQFZGJJLnGjVWf1rqB6LVr9zV+SpemtYVJJUt3CSmMwFyHxqKz62",
+	"XWFf5pvV/Ct/cbQAzqILS+RWdPOnYUdvwBCto31QwvllpjDCvGMAqFiL5XfdoEXFMCWa4eawSgkWptjA",
+	"PMERAbFMGhbO2YjjFOopqKF0KQU9gMPW8p/Usg2nY3guplynPGEJvm0SA4jVqYDLQf3TUF61u6XbKjPc",
+	"bJRQMSXx0GZCKm5u456Kx62gdUUFHdHcW0CvIDSlxi1LJ/Q1saUSRlTR8ecpt/gYIyoPwa2jJStI/NAB",
+	"8wLFJCFSi9INtNxrhHOwb0m6dmzKnxyayFyMDDroNaTEFumgMsjxSn+yZEEucymhvTfbGF54JKCkjHZw",
+	"UYmulTRp1ujVN0tXZQUF0+OcwBcX6oNNRIbStavXPinuYP2AF8078fHz0uX8KrltiVb4ENq+UCB0XpmE",
+	"BaAxPBiCl4hUDauupzyxuJWHoHMeexEMkoioFJDooNagc6q00w4yp1D4IuHX4YBppmbyjRVtLOrqhJqG",
+	"hWr0Kc4TSWRx27YDNE8yoVOuMcpJnQ7gHrCwoI0wtL5ykxTPoWiOWmHxjaGe2nVbYbk+Sca9MC55KF/R",
+	"MtEKSrQ1R/XypSgjbhlJnGPyijZ69GOeMSm+1XezdpzvWI5Vmm/rRE5bt2kxh3zOMksYcbnm9R6bGNWV",
+	"r3ocVa0AJlqyM4fmeO4LluiSMqjgYjG1JqNMucmrzC3tvokdE7v+/EyD7IwISEC69Ug0X69wo9O/Pkq2",
+	"KfZycNGtGBBKVOzJH0Dc8QPbBWSTTLQma2ytFhjyO5gLDHAOtKCoiuZJjkbEERvGKZ/p2A0D482khnty",
+	"98pVtbBopoFLbjDkplYu0KhYGRCajiUj+3e5brJfO5LRRvsp0cRi2OrRnFyRdIGyKol0omlRhBkShKwF",
+	"+Qrk9KRBvvRlcMpmM5wu1lG7FPPkmQR+5uLFv7PS9adS86dS86dS82+u1Hw1YvtqOv+ljJFlZvO5TZL/",
+	"joxptRm2WzHDdvPCfEeR9BXCAy4RqeuB3jG1c8yKGgMBCk3lm9BWv4XfHwkEgnVd2cNzqmPWlrs8vBwl",
+	"pmKe4EUDP1HLt0R8i6eIzDBNtosyvbquoCKG1ymVkrBDXQFN8x2Zl70o0YMG/8QKxM/BaWm9LQ+00Yar",
+	"8p2mKkWloRIoC+h46UF5RU4smBrOHSuP4mwFrWsymnJ+6Vdd1YjPdSppg7psIjC1Tcb8oS34cEhFgHte",
+	"xSM2h3GFk4wIpWozzto6ExyJCCc4NS6AAdvSseLYpI8jnqIZEQJPIKZbEia3d1CYl6QNAxTOqBCUTYZz",
+	"ksI/OTMh/PouhkhvYkQGLCXjTOBEr3GMaZKlRKCtsPh0JyaMkliNizM53Un4hLKhepXEthBPBfVtaqg/",
+	"FEQr0rWj08DZ+DMNps18bXX4LPdp5sD138j88Wms+a26ewDY1XJIs0CDGcJSktlcIg3swFQIn/JUoojH",
+	"pFJkSf3UTokCDJzMkpmrZiMNw/wMAnOE7s69UMt30HgXX/Jqih+OzCaB4OvoZjWjpcplwqkZQE4QW0cx",
+	"Ri/5FVGcxMk415c7pz5P7mzqfBkhDWf7mSQRnxF01SsjXvmxi10miuWDH3f0Ih0ssWxLn65RpYDLKiY5",
+	"Bya9t9PZ6Xb3dp4oMEdQgns1A18/Z99WRINXuz3nhzLrzo0+IoOMWAtGKNfc6rde8d9pkuDdgx1PSIg9",
+	"yyr+vnDx0jnn0Mtq8qNfj9e0yoe78iNLvDdSReb+q64rliIcxykRik7+0n7B02ucxiRW/9LSQZoJaQOQ",
+	"wNgUXpy9O784eT58e/bml9OT8+W3s4IPX5Oe7eLf7XIFq8C+zYSfCp56yLlF2TXO/ly/eldG6tt1CSPI",
+	"G+5hWGQNLOpX11veer7WAmMBt0rLKUF1GSHdTL3RBZ8fRsGxlPzhVJsZkNx6cIVTidoQTguA8/zUK10q",
+	"DOFSAooRYEK05XBPYMmWhdoUM4wEnbA2ZdtQTj80Qg7aMny7jzDa7+wFYKdRP5SLA2y7zo+Ccpr54bjV",
+	"eF6J8lvOk1d43izp+Ewf1ewgkP7/+f/9/yPzDprh+U7LgzzHeI7Bfp+HoRYxkJgNozxuVxuL4UTuAnim",
+	"1QP/M122rOEhRCHmT0zpdvUgy1Ohyh+NCSSoaIwUQxzPKCueFqy2CHSE4MbACXr8ELRSDoVprii5BpJy",
+	"TeMJkUWOpHmQB6lWwhtL0Fh2HewB1sC0wUcO/Db4ygJ2g08KkK/5kXsWa35SOiCv5XE8JhGUcHVeDZDg",
+	"qVE/15fd9SGvLmtxpt67KyHBWrupUDSYrrzDwEUV51xK8C6hRvnIizU5wP7gvboi5jw9xkkywtHlyuB6",
+	"92rrUlJPx3u4N+pGhhGpn36bPbvyxPbC+5UCuPtPV0eaS4NcboR67+nqyrkujGFyO5YfEJJMuPbjlDaZ",
+	"KC7R+svjvcePx91ynONSMbqEoVpYL9u1bJVShZqRFmnp9wTH8ylnEHJpao5QMTRWBKOf2sDuTEg+Iyk6",
+	"1+nhSoxIY0V8OtBThTDpqDciySbQS0F/1Bb5R+sV9lDiBJ6QIRSjbfX3PMebaAm7doDloO6lVXXojLxQ",
+	"6lCNHS0TBDdwHthTrngPolVTbOJfsIdVz9IeZTSRbcpQZJYRIEFIXJgrdXUC6LETYcY4JJ1Yaw90Z6ka",
+	"0xz23RwVrbHi1hcBXaDJZhK0RifPZOWKHWsfdgm5mooMGCuXuTciby1loLmz2q9bCm1WW6j6GQAVAoPM",
+	"ZRx0oWWB6h54eRObVeuweHmvFKcQVhvmRS2gtqghWMYoB6sN1YPODgoVAMwDBYQQqk3oHBuIMAodmIQD",
+	"1lCsAR2hMIdIqHOkQGTE+YnYYgS6MZs7apAbLGVKyIDRoj7EHkrIFUkEigmZQ+mC7VqZDr+HwFLRtwl2",
+	"ChS/ye3/BYXsNVPIwl3QaqZxS2kMvFQnYA77Ouh0gs9B0D5zHnpOaJY0MGjnP21KjdZMwreUqbr2SnYa",
+	"dC7cauf/9JYFaMgyqxOOZXd6ZSicS8PQJOXZ3Bf35ogLIw70ZYoZI/58czv3F/JW5sLU5/dT/imwNQls",
+	"9/Rn2rP8CkuMDJitMVJmLlZ40q8pRsXIdZlZ4QUy4lXp9lEpSDJWohZnBPHxgFEpbFM8zKQo8y0kJF5s",
+	"xrnMiXdrJ/6lmM2fvOLBeEWdBdgjrNVr4gnPUqhD9Zezs++++/ZbcFs48/7lfaf97Kj9ArfHH269He1s",
+	"vz2g2F6ZeY4nEPWgE734GBEImtSmT5RQIesxBYXh1GciLJlOq1O+xULAlmyXP9tkQn2lW0WZMCLD9AiL",
+	"N/AgunMHxTp9rPc5FlOQ4nxBrBisRMMRV086ge534hJSuLCmwL8YQg+VVr+739G2VxIP60/3gpZxmOc/",
+	"dcBbx4YRZ1ck1QXp9IRFZLQuk614Rt5Spt9yG9m0LEWuj6J/NyN0e0ErY1gIOmEkrr3tdarlMFhLsY29",
+	"7Wsv1F7LnWhKkV/+XjI++NaaCGdMuB1ehSeyF/0jIxmJizY366Q9NB1hrTOvmpsLoiMl9WeKK4g1J6ri",
+	"w1pQ9mHMeqnMVZxavp0im2aDHcmlPZy87Zucdk3+CCAfcq+14RL613zDDQgTFJGyat+6QTXP1g3Ob75h",
+	"m6fROD2k7CVxdlQ/0KB0Z72YsmSBfkjXkNRzMZtvjI/wFo1R1lY68k+K2Maq8gGJYKskoe/gJSXQsHkm",
+	"hzafZaNAH8Zj4mx0bX3nNY+J0xOm7lHgmXQXZTmemTnIC504LNBURLPM1x8bDM0Yxjgit3d13aqAQ3kB",
+	"9X2uUsB88TIKDGCNbNZDuj3QQ4o3TUZRT/1WIKIbhJPp8JahgvmTjmldYZ8aTDSjdColuuGPlFzRPNlI",
+	"e+Rs9pEeQ8kNth+GVR5j3ROpgjm2gGuMW6a2X6vfmmGWQWZIDVXe37aMNxikzjXA0znogt7p7rm65Slm",
+	"MXgceSaNhmkX2urfWpSFUB2Z0smEpMOuXV2CR1Cc9hWsGZnn9qlVavWv7XxjGlMA9c0sFUiYL9ZQQIs3",
+	"IRYY8BOqQEAXQavnSpyuA6Y8iCiHLMyQsUjX89Ge3A+1uzbi8UITEUIkdLRofU+ShCOznaL2vBP20eso",
+	"mUmLF2sETMl0MeTjfEeXdD4v4ekae+w07xEod3F1qlB1ye63WXSp+22UKWiD9DYlKOERTlCMFxCjoFjm",
+	"K86UUGdkL/38mpDLtQS7MZ2s49g9y9gL82aVbJmR7UBLucya5vKm+s7l+35JFtc8VTeJiHlKhOBohqMp",
+	"ZWaRjRWRNyxZvD5/8vYVeyQQjIC2/vn/+797B4/Rj/Tb7QBFUxJdkhjhCaZMSGOiAEx5JFAIn4C3RYTe",
+	"GI6cTNaVVdv0W3I1/6H1M8AU1zy9VDpmxOcgga/oT+ireLv8hEHf+2JRSR7h5ItEJ+XrONHM4bbBt14v",
+	"sqYFPO+znHWsHatmvOh20GKIpWf4yizOGrRzVmNj4t0RFeTjLCGWroLlW/hTvvMZoAfQRmQAGJArUHhq",
+	"nnt77v48Jaa2AXRzyRgC4i4OrVlzRjATOkzMDB2WrPnOlIYxePd2byn2btlRnJO0HqM1AqahRZiKMaT3",
+	"tFWi6VoHAZ6GrybDkujytNOBIJSIJIlCl44jBAE90FuHf5pwtmEK0x3k5gxXoOrdqdtbXdCz9Rdk5NSm",
+	"FXWKFXWqK7Llqatr6typm5zTfiOWamQqwWySYpYlONU57VqRWmbjqW4Rpv4iIK8mb1vk8Cdg68dWWEgx",
+	"m5AA8SQmQurKqqXIq7VIrZFhPFrUel0IBOA4ogJBA3qwDx1atwJkM8DKi64F62aLe03IlkqslIxKGLGi",
+	"6ZfEUnznvF8xvnjMKGstoUCqe8pmjtHCNAKHJtLu1txOKBZ38pmXsoki+NbSSi1/K06QMab5kumg6mqV",
+	"uYmi5d6FpfzCydl/uIy6ssb3VWb81jRxX0xQTTXfMLHQJVCbfUqscMMZMXKeWR68otjBWhREC0l3H+6q",
+	"JoPbhjo465eMrBgZGgd0xOklG3aNET53y9rLmhkRay3wvDLijqPefl35H1ad3jAkrax2+47G1cO/zqqe",
+	"a6WdVEnmXcVI4Nt62Wpw+5HJ+QWNL2F79X4YxHRSVErLqKXdVkmPgwyly2JJhYvDpdOtUOMyVSpDq04V",
+	"K1Sjill+JqbO/TmW2LQ79aju4JLgiMCrOygsBC8dgGfa8a/0egVotEBhvvGSduG16boMUM39why906e/",
+	"FYmrVj2uUFyFaOvsxTHa7z7tBOjdxYv2U10C7ts3r7YhqYXF/wXpvlucEfTD+ZvXyFSKm5MUJZSRUhqL",
+	"nkZ/413hC1OVrKkkjpXpdbyGtuRsEOKzvMhVefvfpYSYpuI2CEc3JMVimLHCP2OCUUrmZKdUlk0E1UFb",
+	"oDCbkJzO6opZNsnT8puuYyOMUzyGArp40hT6ZCqGW/vtafstv1aXD+wRkuCZo8XY6Cbnp3UDjYrGyzq5",
+	"RmQWuvAkT8/Jt9VtqPmVmwSGWZp8dH2gLyZludjZpKo8EnnUkQmKKMqJCcQ421gT+Vprp9tLt5bzbu2g",
+	"/8Zb+FFyVGMMvXtvfex108rj9at+uzxhdZnEuZ7UoEirIzDgycovLvDkJRVaFbfEYjOZrERUvFED5oWc",
+	"40FhA7eKXq2UVv7J/ctpfZ1tRauEdNVhFt3xKwb8Ooa41HaNgYu37yok2V8hMSL0iqTo3dlLV3h5JFBo",
+	"3YtmkFCfo6FyGF2SBdqSeRcecy20iIGR+WjAzCgGLwTijByi8O2b8wu0C2LS7i2N73bN++1LsghRyqVO",
+	"EpHbFoVsw0O3dOx6+dkm8rucDpILtQ50i5tSqpTvSMSFrFwnAs1krUSBqmWu3FtWZj/mnjcnoxjyXEK9",
+	"8pH7xF2FJE65+Q0Cgn+eLoqrTotaaqZ+EGdu2WBTN7FSInGzYk81+aGoh+KPkV0a0Kk2/vDtdG39ZJDo",
+	"AhQW+BQiIxoFtuhyeDvQMusAJKyBlmXhj7twZ8DMYP0ixCvM/ylyV17XqdSkyyyD/7DeD3eJxFw8jGyb",
+	"dejioYMOzsGzkYOwEmZgeHIpZmHOBbWk7wak44UOXTRDaCFcm3XWk9Q9ErgnJXuJsHZURIbrwtelKHOo",
+	"OhLq5qrlZqr3jUf+GFGplFa7POTbE7LdW6fl09pixs8plcSRNQrhoRLkaeisln1LeE8V8yB4Fh7qts6K",
+	"luZ9uDCakdmIpChjCRElJVnRFIYgu/9jTuL+DNOXM9REQ59n84RGm1MTKBPD57bOZuGSH7TCQdbp7EXq",
+	"Z/gXQVvHfL7YDnUEpnO167cDbZGbOUnpjDC5Xb8q90KbJiqqBMs8Oru8O10BGPErQ6Aaw3+36IRxNY1G",
+	"EXUF0ZgmkqRi21Mtz7CadQOeQb3eUJzfJHj1XlGjpi6xWz3b2gHy/TVh21v90aYc2xQtDg3vMMX53cAP",
+	"aJJm6hkrsR1EO0WNLbvBLC74UQUNi+rgNYRzRFoXUHu91YEmXgA0ZwP43avdXq/sX+2W/KtPCv9qrxqL",
+	"6LqEezqnAJog5Qa6lUaVsr/2yZOdp2t7kDu9ls+7223KA6hfwb+DdTFAxvEGB2hcb2CjXDNgugZRn/ow",
+	"I5gh+5bSH3IQw1QBSnnGYnDjAubNaJJQQSLO4tytawtTpkQ3YryH9aQ45bWusIMHt+vnHWziZVrfJ7Wu",
+	"C9qDgQ1dEImQrokZ4Rk3VBY0EHM064L/K/KvlC5VdfMF4u2ireKPv5rsj21EGZqTNCJMBqiLYhLRGU7K",
+	"UBhxpbqmBHXKILCtsJe0vL5PeoU6khgvREN2xfphAZWwd1+sR5oxm3FjKi9AvMd96usX/qOGkILamlY6",
+	"/G2CRJV01qmQ7yJ8WMIyvBXBLLfVHUKJ1JX4jCZq9VddwM11gFhm7TJwD+MuO0SawxX+tIX/wWzh/8bm",
+	"7frZW5lRk7R5yuMMLowNXBaK5OysKuVYWMYrVgFOBMrmiDMT8TVXa4GqmRqaWrPUlRSt3fLkAk92vHv6",
+	"08j+r2JkX4aSUFhIFpip2bQfIx7MRvCvbWJuZK1ftKGCy1c9oabCqoqrxijsGF9pW1i1yK+wdgeypTtW",
+	"GqV0Be0/rbZf0Gr7RayoXqJhfJ7kTJczvq8ty+kyaQTQqj3L5FPtrO0O+VCPnd8AMVbs12CLs5I8yiYv",
+	"xBljNkkom7TV4pycmj6sFg1apDtoIYnTCZHanJqxS8avGVJbQIMWezZogR8Gsopb/dau2sAu7HW3s6u/",
+	"VExJiVM6cIeYSNs80ievp1smzWaxG9DmYuOn6mMfjTZT1pL/1RK0BoGZOkuREVAk7LpRCMsOfWUUKzRc",
+	"TxHYDXxYeUp6sQ+Tn5UfhK8+eX4GRbi8jYm8xilEy39YVc/MThDUE7vy8Ru3XEhRbrnUNQPx7HumR9Am",
+	"cXk6NI2KoWN0N5fdMI9vi/6zU64OZoEiPJtjOnGFo36vzlW+Uq3RhdaGwfifJPaqDPzbTWqRLolSqV69",
+	"XGD1SsYOTCqiZ2l1BgQrsPheLv2XeEQSkUce5CrDFpUo5lrCQSmBkpiW0WzvIBMJoEtlDlpmBci47bTP",
+	"rslXtwyz69znvhXB7lXR6245hBtNWP+Cd+5f8Bp9WOt0v6AqV0Gzz1138iN0s59KMnLFymyif8K+EwQB",
+	"rb3iGQX/C4RI9BFOhHGOQVwE5BCERoAPD5Hurx6FfWMJm/IkJql6KW9u4Bqpi3BsNYQ1I0SN9umfdbjY",
+	"URSRufGIubV6czt7Xmglj2E3GX412lX+Zi2b4z1TZyqIUZo4H7QJ/e3GmbjWclopTA2iIovo909T9Ke0",
+	"kBc8na1KF6/WotTFY7q9vX23AMkc07h1t3zbP5y/eV3ZdDGiGrBxvE8KhB9JtYh/KYK1NZVyLvq7itrv",
+	"mJeAKygOcNW1QaTCBJb+ctn753//Tx1DV0bFQnkAJzJWW5sV9aA8ExD5KiSfF5onlmB/3VlZhnid6EwD",
+	"iwugXg4w9AkhdToIzqTpSju2gHoNhFRHAoTeGEMr6xxCb0h4D7xeISqsjgJRudwt5qM139k6YOsXTTlC",
+	"ZwRHEqk96UjHHfRmThjSBKGf68DvTtWRCHDdmq63itBChBGJd5BubjyhjDwyxgExYFumaDqNRYBAeUEj",
+	"Iq8JYQjKpKvNgyITIMZRtIgS9U/FG3RuuthGGGgH2u/1UEgZ6JttWGfoa3toFKQ1GSPA6ySeeLXnPFdw",
+	"/aFem8TRmiJOybWVtlYO8pN9uRYpZ7Lt9B59iF3sZwUOVKSJeOPuIUFLu4X8ujc8+t5U5lom4RmTiTdl",
+	"Hx6tHsTnKjBry8dvhNVrY3ZYH1ZrK4xq6OcYpDcDYLdo7lH7N10sd9j+cNsNHu/7C9i6Ib8rZ3xrX3Y6",
+	"x/qSEVhMUpKa3rWZyHCSLFCoA4PD7UN7pa2vXl/q1VSXLlUmyzDZCOR59PRmtQpNoPXmhZfZMM+zz7uL",
+	"ST7X6beSsgxKzKeYRVMvFU5tsZ21cESX5ll6ZOriA1tHNHaOBIlrKqMppHtAaalin4/3N+v+01ijv7LM",
+	"jc5thKNLPh6buLa8jPXjShHrrr9+NbnRIKM6ELSu+83wzdAUFCxPcLB58GP5/my0y5uyWl4OY7LC2h3E",
+	"6q/xXuVcblrqw8aD+cnhK19qxUHrd14Nr9tkc+Z73x5Po7r9NO9C1ZoQRlII9l3XqArqFSjuY3zFlQBn",
+	"AZTQUQrWl1aqpKE2jTgTu2Na5Ei8oL/heZFM3Bpj6H2HM8ln2v3w4Z6NB3qNzruHbBa1SYOmAjq+e5fD",
+	"yhcm02SPsYEe6/eY+1R9kgxwKak2S4Kwjkxo66FCgA3bJVm4FN7/wvXvAvVj2iCpG3G/FkhmdZUmSGVs",
+	"DwMU2rVDL6TQ3DH1QO1E//j+g+mN5OwKnsDMWhMA4QJ83yD/N3RIKttwvXd72fX7sPTmlOy5K7n+Jmi/",
+	"oUDRZC72yoMf/uoVBNcJlFLIcaHeWzvFRn3xhWySQNu/QPebr4R/3J9Z3LNLTY4c7gFtdkVm+OZUf9nr",
+	"1Om1muBBwmhspKGC4SOh+z3ZFAsF90wBHo0TPDn0B8xYWkUFSm0G7PWUJ6RCb2rn+DnJycYXun55FU9K",
+	"faEP93QyExaDw3t4SRQmP/71psN6P0ftJ2eXz+Z/74qLvat3B9e/PFn89gx/C/1MTfkUKoY2T8ZcByzk",
+	"8IqkdEwbltF1lmFuyCtMGVK0BeH5XBt2rij0wGnNCKRgCxKlRIqhKSGk+8AP9a/qBzXtfqvfIt1xB16X",
+	"dkHr3TVIgCBSUqbPxkyQ238PHj95+gxGjvgcnO9wA8VQhwVASIFjaG9B5dZlU7tQAHAtdLGnVr/19970",
+	"yeXL2bNfcGd0vBefHIy/ezL94dnly+7s9d787KBaCmZtq62C5e7Ks/2Duv7r4l4mSKpufx7NS2Utlhfe",
+	"uX8cb/ne1FxUCuBWYGJC4kkKHilF4i5JXkacshHPWGxLOqB3Zy+Xtf7ZTKAvstg8ck3trn6VeRKNmkVB",
+	"JlYQ04JcvrWf3NVoypojnOuvznUZVpdmbFau3C7+EWRxtPVibD8qLKyhfUsQgkrT6wm3D9HRaT6IQDi5",
+	"xguBxJRfg3RuZH1/QfP1/IHurHnk41ccue7Q0E1u4l5PiREpjqSCo+RojoVUt9LkVAJfim3XLHU0kONr",
+	"LqueF8G8y2/tUq/YsgVGpgE51JCRHKVkQoVUtI3KKSxvZ8OSLfnFyTXYglI4gfU1+lC+M8siJEplVPJL",
+	"UjmmCv1cXVvFwcj7qcJm+aYj75QnsfH6m+tnKLKFzyFcJQ0YECrVZdbhk257pHow0toCjUeYaXXGXdKL",
+	"96L90QF+/OzJ06dPnj3GB6P9aC/ugXzzELKKJw51Ka+wRLgM0HdFY2S7xYo5eh0t+WHo+OY0HBy5VWiu",
+	"PYT5pBY4WrlbK/D4S+ngzk6+UFzQvZUVU9hyDdVDx8OaO/kdmVFG0VaRS7ddvpkTeKGubOA5tfKdVTNu",
+	"nv3993urGVZHyJhd7NqNa+9tAvDcnCYetIVzytVHr4gQhE1IGqBTy5aQnKY8m0wRRmqOAP08xVIczeeH",
+	"6M1RJqeai/3S/j4btc/phGGZpaTdO3gcDpiODtgOXC6HtjBzRn/JJ5Sp2bd1EkJJzAmB94O5Uh+X4ZmY",
+	"qUXNaaS7pw+YeXGocB9LOkoIzKMofXpFUiTmBENoyZs5YUenjwQ6ensaaJZKpTDFktCMxyQRtlWtbdKh",
+	"SXi+A9NyDivcyZEoX1H+1FmL13lYI1BK6vIEzBsk9KfoCYnGPEsdkSaAwv4GpxWHwxIlRL3Yfey8VisE",
+	"t1SYESXXvcMn1pYPv4w2UaFpWozRAF1tgfcqAY0SyIbcSB92rX7XG0YQYVKn6DaIKYFOsk8R43IH6eHQ",
+	"FU4yomN2mJJxUEpkljISezWC+t5WGfRKZrH9zrPH67dFLu/wFUknJIbtKUrdR1iv3VrwjHtGbz1wEu3A",
+	"0XBJyBwipsy+9Y7tGQdI8AEzqXdbKZnxK5xsa/PgOBMk1hd+v9erVXfLqX5LXLbnKf+vNiPXbfWLtoe6",
+	"sOh21gLpz9Ym+FEQdShGPfSMtKHWgr3to4WBaVgSMnWvD7/OEaDQbL1oUnx0OmA5DQYvzwLATFiULuZQ",
+	"1kiilAgJg5XR7RBhlBIcg2oqUOgw17AG9PuIwhufxafQ2P1NxuwXOqPSVO40mUVWaB4lZHaIMBswG25n",
+	"6rcVSLq9Y86qOEcah7o4KJ7PEY0DFNMJleIwx3zFYiFWbqhO00S6/2c4YFsii6bQivqq193phIdQTCyl",
+	"MREofHVycTT87uzo7ffDo7enw59Ozs5P37wO1WBamfjPEG3NSTqjAjIzFHIJtTxHZx2w0iLdBdkxdjx8",
+	"PHCZeN+1Yag5DYeBQNEBo8VxouspF9qcdnQKqrJAmSCHaKbZu64KQ/IqcBkTNsXPOU9dH828c4g4GzAt",
+	"dCIqS27TQgEsna+uxYG0PJrPtSByO9+qK4koGI2wIErRDdHWVMq5It9gxw1KR6jlDwWB8P2tPmcxT/Bi",
+	"qCD/nwGKOJPkRg6vKYv59X/efQi3my5VXT+s4Uer3wKkWKo7BuYXdZ+HCTXO2KVXriFWVl0qnknIZrYt",
+	"FZVckiggwn06RGEhJYcoY5ImcKQp1pXT4LY5BTujlMQ6ckgY55AbSluSuMFEr8O9Vkljf+wEnS9iGf/T",
+	"Rv312Kj/1ay9X9ykuUI7eKCSEg0ebmus8ni50ZbgILRh5qrNwYDZj0AIgTR/x0egeCVwOsalyyy3D5Fj",
+	"MVViei6l61CfnP9FmDEuB6baxQ56Ta5LpBgUULOClChtJS/sLHmJxte4l2PdWyKS39ecuaGl8t6mRoMS",
+	"D2BrXIZ4P4F1/YwIaFxTCgyIicQ0MfT/6C1kdEB6jeij/Z62c2yJbRDr8RWmCR7pqInNHPr80srPrivc",
+	"k3+rV1PvIIo1BgL3R2OesThAlCGepWq1sUBb2BXcTFa+ugr/yLi0Cp029IB8DkqfkqEbqz6uz10+MxtX",
+	"wPT0WAVZtSR+YpNdWBWBfFUcPoIfVOguCFDmJJeRWB+1BCPfu7OXtXzIOU2JGFIGweJqvpimJJLDLKWl",
+	"SId5OdIhk9Nd6yczi1ET/jZ7dqVIdylMQghe+jhRa9nlMIb6P57S38l/5lLz3/AoGmSdTu9xSsScM6H7",
+	"w/8t4jGxvxeL/BvM8h97R//Re/EfvReVhapfMjn9j94Lu1g9Akjbf1M4QOO/zlM+pgn5K5lhmpjnaj9/",
+	"U7vRf0dQjWqKk4SwCfnbr7MXC9+D4YzIKY//dt47eOxLJC2AXUWzc6ghq/UkmFz9/0IgSMLyl/wqH9Wt",
+	"v9qOx4d0TtkkAZl0B/1IyFwxoi3oRarhpq6/IKBvnkue4gnZBtE/TvkcLnruH9WqoF5uTMdjU+q+tpDG",
+	"vMRjLGKu2KfFAnC5btk/tcKpQKypzNsfj0+Qgu224mKCMH0BRym/VsKz5KszZ9RSKqCzgArcA/LdoVek",
+	"Kcw5SUhqbNlAJ3KFXSjg4khqOaDiu1TbdPHCofWPgdZ3+p1SFeZcRcwzpWGdeY/QvcKjZHvZ6crHWOK0",
+	"aGPljcLswYxPyzPCjVDDxfj/5dwq2IYkKcOJ06HLdA7zu4ngztd9REcxRi/5FVEylRIqC8DVtpnyRNcP",
+	"ohIqy5iM8o0iPOs1p80RLCPMr8iReqsCyGWpdl+rmmqO00MqSsd5+7lCoQqk+IPpmC6a+igCGY+JNk05",
+	"rwZI8FQJDVtWY3h7quNYAvCA6euN/vm//09RYOGRQArvt0udq1fmc+irshyr3wmSnqn37tyr5Hiz12kd",
+	"sDSP5GvWXl18t/ciV2Sda25gWVZuc3BV0XhZTI6LM4GmO34ec2RIkl92+NpIiuVJvluQ4/ejHLm3csYE",
+	"NarXwuv3eV2GIpfZaYu9fF4ae+fcqKStSRbNjZoCnhcs9sNaKZ/OqnOwBe65+tEhpthTVZKhbJ5wHJMY",
+	"KdF1B+mq6OAb0WYKHINnqiJyjBZSndb+0153b/1kDDWFYdgJn/CdOeBXDkP955TQyVSqsTuaTXR7Sr2f",
+	"aeldgXqGJ2RXv6yLuGgTuUWvJ7t/7910o72zJPqvk8Wra5DTdHp5aQhtQspS4kRj93d3Ex7hZMqF7D/t",
+	"dDo2FnumALirNiB2L/+x99NoT3RGvyS///bz68Vvv5ylv/2SjH/pPl28+e6Hg/i7n37/pffDNOq9M1u0",
+	"QLaRMJ98wmsa65ziensMc3TrNYT4SgWQApG8cjRogI8EoDRYvXQohXHB6Kr2W9rbiSFeF08IUivxGxvG",
+	"Tm/hWql3NYXiAkyYTh+geTGlxcQIEsC3wjmbhAEK5/FY/Sfm0U0YoH/+9//4p7MX4PZBzPTOzfGW0VYr",
+	"tMsdp3ymNSGFI4FxCEsXpFGC6cy7bOcqeuuiazADKQ1srwVzL5R4Mtblm0J77Lp2nKKRQxrrCnK7oXfi",
+	"yuVeJYTHFJ+ZLy7UB3dlMuBbO5gGSp0g1amDG1fgGQGnLHgEc80N7jSKU3pFUv8pl0jCWifpXd7P0KAk",
+	"XxP0bUivlHAY3r599+3L0+Pht0fnJ8N3Zy/vfKTl9pIs7jZauCEt1YW8pTckMTFLQF6FVeuVOh7xLInR",
+	"iCBblmujzuwFagVG8XZOrIoA+X11cd8uO79dgaGDDi0pn0mJ+DWy1C8UBarZ+ecP/PxXZfuiv7ubErET",
+	"JTyLKcPpAlhRTGZ8V8+rUQOyshrmW8nqH3ASh73fM7DU0EGdkLDS4+Wgix/0lF1xGpH2DKfRtG4eWcEb",
+	"jnOI6JJbkRK3DanVBjbDKXLGoU1lOduoxK73Dg6qHiF/IZ+d3bY3ebsaGp4vv5EQlFhKvftfvsFH4EfT",
+	"7TnUSIcIZzHlugWV0OE9NCY8DFDMo2xG7K8pvg7dkAiLy/C2wnV87Q2HgNXl0bzVRnG5Y66IL4F/KfKn",
+	"1jw091YhKdzZRIdc5yevblMxeGs0jjvPxs8Oxnt73fHBwdNoFHf3eh3y+AnGT+P9p0+fPOkcPN0jpkmS",
+	"kHg2b/W7T5709g6e7Hc8zdyKGO56WQ1nhbc+sS3xhktf1PEnWCp3+MUO4cK0Yhn//qjdRVtTcrOdS4Ta",
+	"ZDPHKZ4RSFgK9dQmji+HRqiWlPDropiTUkO1T8zfEKuAoyfL4wbprnLi0L1lOj5NKOnX7gJp+UtOMYNA",
+	"nSnP0vt0wSrA4i4tyA+ydGz5ITXeq3dw7zd0yb9hVhzS1GKWJZLOcWqC/lCoHoYVlVb91uq3tkYAIk+r",
+	"UP1CkxLwSGip+RBscGoyVwFRghk0g3b0kBJ09awrKRGswQ8siWMssa8dZFE+pdXvHgQtqHRgKgJASvvT",
+	"pix6WurO5FplI2Oz9BjzTJb8qq6fpsFKMZEd1be91zwmJ7bC10eXoa8spVIovnF+W0a1SkR1QatyJ80l",
+	"QtEzEIpKLST3ntmINuPWmJoaei2eSZO03w1alM0zUAy1e7DVb313clFzk1azybX4ZhtiAeNWr0J/avjJ",
+	"trf+/uLiLQQxEqiTBM+sgAl5N231XStQizILGfF44UiturJ9aWdPlWindDyhe2lbJ3YPiH1KMkHioe72",
+	"qLcuJE6XA/Cg+5tb1tXtoSfTjCmUauzakB/W7bL+l1+vL6HSeXSjnHd7fzgjRlnJi30lCegky3SO4gre",
+	"6WZutspjnR7qQnu6ijyPCZKcXz5UZry9Ap+q6G5+SZo6yuU1Cv2PrRGiXqMwvzSfaumly7QZbriX7qty",
+	"C6wV8lKizk6zn4IY3K5qiqKrgpmzd4+ydOpOtIwlJCXYVUhI+bpa5M1RIci7m5jLVD5CdwMreVIRqm0V",
+	"BNPmuKnJqLik8zn8y/RALjUe9WkSaj6r3vhLgCV8AmlzEU8UpWn9ZXzwjHRGEG00T4lLmGt5GvjSlFmG",
+	"SH2TvwKvGnKiCEi8YHhGo6EGoMgjBqDooMKttqnxqSmKXlBbyb/U9AawvO7Y+U2PNtTY5OBKAep8vve3",
+	"BWtWC3VGvEiho4/zAqzeeQOa+OhUUIcnva9SUOeLN3OSYh2mYBSxfC8WO/nc9Ld9f5t/dvKPDCeQtY+T",
+	"DIId9A9q6gLpTQ1WU0yvOBh78CSx1iINmSLZoLu06tKqm6pw6Ni8f/pc892E+1sCuXjjc/97+1K431cR",
+	"ppY7WwigIdrCtB0lWAg6XmwrHAwjLOCBRiRdvHVbV3fQxywQZEHklnNd+HYFs4saVtvAdpo5Tg1zN6q2",
+	"6wBlLaujPbw3mnx5HPcNNs11BjXr9TcurODf7Vo1Hi3Jdko7AuQtvtX6UpZnKSFfaWsF5OoIVj2TJsLt",
+	"XgKfTtN0ITSKbH7FmnBoKeBgFevs4PS5y3lMp1vFJKlpYa1pr2EPNhxzKZexQ0Mf2UqbuKIQgWU03c7o",
+	"2dOuJfvFAgrirJvvatn1Y0zvtcO7rxW+2OqSLT7Uah9glW9yKlvNam+iTob7rMI5/Zo9q6VLyEXo8hKm",
+	"lYrza9DOyhpyAWz1InJCVVuGyb7Qeu4qzqQAPvxE9LL5SGb4xvm9qAc9o8z7e6NxNRc7NuUd83K5+2LR",
+	"ZsThkiYFkDIzzc26Hk+wPVFv+cZC0vE+roTnSHKjmwTfSJwSXfon0foa2BPb+Z8ebe2SLNoWr/9LcJ0a",
+	"M091NDT4FuE/Ss/5nTOS635tyMsMWjo9c5U10FYxNvTaSIT5G1UGVwDAh9+5c9Kr0s8hh9SWOeNj234c",
+	"TwhSi92ptfUo/Io+aBdORt/Tedlu53ZhL1xcXuOjdnlVdwA1UNEMy2iqdkFMkFMidQ0GnEZTRFmUZPHS",
+	"hMnaTNalVp0vIjTZgjfQLsqXvH2IOjoHWWmOizVqVevtGHi4my/PHxTAdiDrPeQ8evB4SqLLjRx/nphq",
+	"HZmoAKb+0hmnnhLPlThXXy3bdZK4imK2ppqr+au7gre5068BFG8aFkA1fy+HD/zNJkMfcBrBUR2rdt/y",
+	"XHXGGbgOzDT+tCDvGtYv217jhKXF+YdfDsVTNuZ17mjEQL+Wt5xXNnIh60pdzeANqcw/cMRSd/blG1sq",
+	"i9r9tSDRoGrfOCM4hg5SotDli7QEdyfw88fLqZXjuL/891aXuqij6dmLY/Rs/+CJLYaBdEqZqLOCmMwJ",
+	"iwmLmtLaWZ65iIp30dZBZ88fg7Q0DfGaMImuU84meQYiv2Y6C9E7GljhPFT8jbp8kswgedb0sTIeRJ7q",
+	"xlu6E3Mp+njpoWhIQecDY0uvC0K2y1ZjuEQRHJE35Er59ZKC/WvZ1YXELGpsQAROIYiR9IKwTiQaxIii",
+	"BEkRxoESHF0Ktf49FI55OqJxTFi43RDtNyYpYZGP7cLxC0mTBBWvwUR5zIUGEmXtTJBwe9ODO7OjerMl",
+	"NJAaj80CkcYBwsL6psNf2qbve/v0eYi0r6xh5zJdDKFkxpK8P46uMZVopLvqwjcKQbb2e88CVLlQ3k6T",
+	"9YWDX1C/4P9YUtnsGr8hMYIX8lCIJJv4Ixm8sTNhlrK+8RH0Danp6ygNNZITolE0BPR9wrhsQ15ya90w",
+	"e9iVY/LPU2bzy1I69CXE07nwjf5rD+zAVo9+OH/zun0OiIguyULRsQCFM5yoa03ittIvwkCRJOwSJch3",
+	"XEE9l7Vnr2UKKHr/+FmnmxdCKsKFebxAKecSVhH+ZfcfGUkXJpRGMTtzSIF6pmhIwyON/PWH5cPVHfyh",
+	"s97u3i5dfZ5FS/j8BAHoSw6suOi181rbVdngCfQjWwP+nJFxSsTUUIhNxPVUf5kXp7+W6XDvH732k+uT",
+	"t4vOxeW7Z3/v/jran130+N8vf0uf/sIOop9Gj78X3Zfx2/FR3ZpbGbDcXUEHa67fvKw8mH/nmmK/LUu1",
+	"btxFlJsgIlNU2FYAA8G7AAqJMrfvh8iLf4LwVSoEmneViDAblodVv1SGVj+546m/3THV3+64Hjkv8IrJ",
+	"KxnSt5wnr/C8VVmpT5l21930PDGSrf+p3lLT0yyvmlJ/vr6A7kjmzoac+UuTlXblbCHI4efFKZ4Qv3Ky",
+	"0o/kVO9aqqKsmypZCEJF4yuPteNBVDrbJN3dQ9U2VE4rrK2uCZpLNaK6BgSpZNWl9Fs/UXJNHCfnlf27",
+	"DqXusuTuj1aacgS5v7p0lrEXdJKlxEeurgg0TcdXk2EpkKfb63Vc93splAzCyI3fvt8LWiKLIiLEMIVb",
+	"9+TJzlNrDcobfUM5RS9pufLIGn+HhuUBMhEDEJBqggLUb2JNFaK2K59MMyOYIfuWkgjzbcJUAUqViKZE",
+	"RtP7nSYJ1SGsh8jUA7Vl/FKwjTCuO51uEu7iQHq9PLjiLNZ6357Wek3eS+dZMyXm8NlFW8UffzXS4bbS",
+	"I+YkjQiTAeqimER0hpMyrEZcTqFAUKcEqErPx/eFIdtJkK3iVXV9OmEUbqc+w/sEDdemaQhaKc4taBU1",
+	"wlz41dHQd0ndWqLlQhp8OMUs5uPxkLMhnhAmhymZJwvLv+EVxauSK6J1seGUZ6mAez3icjg2RU2Gefhp",
+	"65yn6SJAgs8I1AJzLBQ76IghmAZda7V1niyQmPJU6pzbiLMrkgq9m5TwOWF2wt5+YF1OQ0yHUAnKRsTY",
+	"3xPMJpleBdG2Lv177njot04yRSR23+KUChMFC4XDh9Nshi0MJJ7kQg9PJ5ZwH0Uzgs6zOQR5Abcncqig",
+	"AIsFIOVlpQiLgZEPoYE8NIA1A96/5kbzaXn0F3j+SBgYqw+FDdnIQQw1VV3FRu6g56YqqNqH3wLbjBR1",
+	"JggvleYUiMYJQXJKBUo4mxyijs4ttNXcFJXj47Ff9/bjXN08oDBM0QKsNvVIgC0SaIjfJrYE72qgzYt5",
+	"XVOF33onM8wWkEQA3iIADtxtpAerg74AdG/fv9U6svs4jC3iCq+ouY9Odb96nWixi+nuN2FOHxU/Eig8",
+	"Oh0+P3lx9O7lxfDVm+cnL8PlETz161UHyrfHb9H+E2RfQRJPii2GhIUNunn1gnow+fTo9RFSbyD1ijPq",
+	"u4tj/7BLbrUHVWJDktRNoUQgnklBY1I0FXgkUG+/PYXiblDAtkgg/f7dq6PXw6PvTl5flLesO416709B",
+	"Ufw2fg9R8V8skF7KF3pCrwhUT4JKU0aqWPNe+2hWdeI1tveHKGeSn4EHBz0I77mNwVKK3HCQDQRsGQFa",
+	"Qm+9R7YM+1dWB7WSwgOVBi2K4BtettAdd3X9zViTKF/50FrFrwaGs/90NZPflJN+DMPrIJmlTCDbdDty",
+	"WYFhankX+KdPHrtd5jub8LuyL3m1M3kpg9toRavZ0hGKsMQJn2TEsCUao63wu5MLpNiRrhUebudMCXLz",
+	"/DxpHZf5A3KsAOVV5wkLwbo7l+1vz6pr2Tsop9ji9u8fbnvB3t1W2+mTfNsLnt5tf/O/HojxOYtz8Tss",
+	"ayCY4bb8vbzcx/ub8sjlTMvNPV4D95pY2rocyJPLUCdcEkvxXYpZluCUykUpQK0VQ75JxdES4wWEOkMF",
+	"CLwQOgT6mpDL/Gf1h0CQ8aCL9KNXnMVYF0OykVN6cPWqN8LzQkPUTSGwYZyP9x4/Hnc3aO9cyXeFnFYo",
+	"oQx3aqfod2sVltP2W35N0g1aN1W6OXc9vf8bo3Xv2fjfa438qLSpRunqU7Xsh1AHX7f+CKepzmtW0uFm",
+	"7fr9cdv3b81/gSf3a0cIC6n05TfIG/qa6QcowoK0KROECSrpFUkWazbYr12N1Shfx/VmlF124sfwUh0f",
+	"S221O8u4joc+rmzEvW4j/As8OX0uNjw5dTS64joj1woDkSASxDIIyYNQRlN5WpgwQYOmzplIPDEFQ/eC",
+	"J3WTc/54WRHEXKToeos2NbdtD1oapcxz8FbVU6thAQ1QszZ7T2CJJLNHQu1YBLYFEdrCSpcWEvU668dL",
+	"XODJGRmv7kB/gSdfqISO4kJfoHPiw3C6olDuA7O2e1aTMcftkSnVFcO6evF8TnAqlMyAtfUJIhYse1hJ",
+	"9xp3uwE//lh+uZI3NVy5z6M9BlZ/iBKAtLYh5kPurKNZVjNq/mCcow58gmdVafNesuULmgrZTigjSGiD",
+	"N9Ty0IqHFTR7SouYjUjquCv1D/r6N9fBNkWvfeWs1aU0vxtTOzp5dXLUurfh/Gut6vjwYm/5MG4b39iA",
+	"bRA8e0VsekyVna0pZn/NFY290QElOC6rTmzB+aHhKq4pbpf6n2x0C30XxdPF5OGo0urEhbUF2gK16mWb",
+	"Gyuuf0KWpiddvtTlrVS9fO2saA9KbM9Em0LkHLwpwaUI55PgWV3MLp4/hJztHPz6gna+hCYYfSnZluDZ",
+	"l+oOvlqC7FQkyM6dgdYfrl3fl2BY/+YspummfcrWba1mhqRO+MuzFw9EtFLVUKoFUhQOgvv28Y+xzhIl",
+	"8cQUMIGse6K0tDy61eTgQ5UxidMJtAU2dcdAouWxrX5ihtOlM3T2tM3bP5cYIkvMDs2g7RlmGU4s+yvN",
+	"NeeCWsjfALFZKBKTD6H7wwOJrU3sr6vmZFS3XnJ+ibK5bqyR6raFnhJpdmF5nbXKqnr7jeuq99k+Epem",
+	"n9OUz3W/e9srEJYAVlbdtVnoBiB5qoYpjPOCnk/5fE7Z5FiD09bXpWIoFkKSWX5BjPz0BgbWA6GE88ts",
+	"3irlX0PopQnC7+qIfA3GXQW0DxYRhkrRd3r76Nl0RU/9iy4X+H4zjf/DPS0ce42Faxqzdqx94pFA9l3T",
+	"chXCaag0PYTvEYT4L9eEVmHlKKOJbFNW2P03hYu9lssknO9SPJ9u5iqJHoxJO7embvCq7T9AgpC4KOcK",
+	"9dnTQ4U5uvsmGhHDfyCv0Onb29z+cllpBOFP1XRTdwSiTHIUKlCHyLRuhHoFAmF9wLNMSDSmSWKaNMNh",
+	"6/gaHTpmYuQGzG603PwtNMShVyUO4bbTiF7NCzlLEJen5QRTQ8msZ8DAbaReTshYajv9oc5+hBZeCCv6",
+	"aDrez3Qb0vVbHFXJVJMvq1gpusYCRXxOTcOEWgNmeP3+DZhdEuktrlhFsEdA8UcJNFNfHrdma7OuMIyD",
+	"h+CrFSlXeB9fgOfR0qY8lNO1M2/gciwLqaZ+VAVpghIXCWxp24JMlA61yWG5tHGxoYqVe/5hieh3L8fm",
+	"yQ2OZLKAAtB8nNMHFqNQAdLu2HQwNtd1a7/XQ2HG5imPiBAKE0PdmP+aCqJve56YOGDQIZbESMg0i2SW",
+	"4iRZoIReEkNZHgkzosm4bsOnnvb4n1oM1eUaweWt39CV0kHmGjqFsqy0ROOWp7yeEVyV7gyy3Z+S7SeV",
+	"bJfIr5vJfke5uKdjW0PCJJULKLsYotCSk1Ajq4PuPnJft0I9uORTDkFaqma6V9nTq0CxNuHwO0jbpjpi",
+	"PEDXU2pK+5rkfRAURgQBB5I87/CyoSnOyme1mC/1QHuic1quGf8joZ8JIp1IsBf0Nzz/qFC5ewV1rW/k",
+	"1XijuNS9SDQEl5BrSyp1QaY8mFn0UajmDks875EwXbDCKyroiCZULkI0T+kVyKehM0NYlukeiR2F69Cn",
+	"sEz1QfspjUeFfrXeCt5cyrfZKKFiiuZc6JgZnqVolPAJtLGwA7X6LbOyTQz3q3D+npF6Zuu+ePPVcDj0",
+	"XhNr8s5YQgTcMy0KY4ZwPKPsYwiIC8XlZETh30/F20utSOeExN6iSJQJkkqTlmikFU36K9br/L0qGL+t",
+	"aYtahlZ6vq16BFxgiq8IGhGlcZvB/Dki+SpqaQ0ggTnz2KbTXJ1iTMaUwRU0Dahd0VFMoVQySEU6NxKa",
+	"uBCJtqCVnOYPY55GJNxeR7604CiWu4xUNJvF/7RdfHW2iz/NEZM/1eo/1eo/iFq9Btn9Yi7cMvH/AqGK",
+	"LndpbPe/lr/oK3VnbOiiuL/T4b5RlQYHvkz0INb/AAoIWaaub3TArHMUHYE6YkxFVCCvfUefqRP3YWj+",
+	"lCekpi7oY9awbz5AtHXV2/5Tqa8KFJ9b663TzzxP5Ktibhf8krAzW3m+WpoFCkjYUllk8cN09F1E39Af",
+	"Tt/9ftp9TU/FKTs7iI5PH5/OXnR+7M334uMfnu2Qvc6OoBOn/TplrX73qYKbrXDlPnnc2S89u29tLtsC",
+	"3sDsW4JTwDnoKK/zOafVZv8uueoqWuWQK9t835C7vCm++VvPAoNDmRcscaqbpzayhR5QxaflaZqjX8mN",
+	"JCnDie5OtjfuRV3yDLf3R0/i9n7UJe1nuDdqd6NevEf2xwf48agImaViaAvbmAJfWMhhwieUraTTvnBb",
+	"f4GhvB6VU24oaKUcKtJpe1QrNxdsxC3uPHV6XHT0SNcuTjUVgsyYpAmQWj0cguGQ+dSvPPtw9nbJe/kK",
+	"K0ugbJKArnWICI6myLyfc3UMLAOYyhnJtI6PxFyxJqVjp+SK225AQpdM99eLdC5BUbfd3AZf5qG9H8tb",
+	"K9dkq9J5lKYtHUUVLl54mkX4BM93ZnUuYfqXv2tLblDvw/1LwzhwW6Zjf61mjOZw39LpeXspYxFzniKR",
+	"AWI51g3j2J+npD1P+RVV96qwAxy/PAXDiLYISWgMS2JEGVq4jWc/1lJR1CCrWxMqyPRV9l9sLlPCk40K",
+	"ABaIvix8uamqaBHA8McJ+3RR16J4bhBwbqyBpYsuDriqaLKZcq9O4Dl0FOfp4oRJn1l1XeLx8cnXD4MD",
+	"S8wsJajms60EzBeyeXgO5/ObPeosd0lqVoVf3VfRVxv/gjD/o+QI5OTTW6nfVhenN0jRDxGgKZ1MCUSx",
+	"pSa7xIiIIpuTdAjeNnVJzH9nmGGtu+fSSF6ItCK0FVfYrmlNG41boFlLPnbWer3ljRhKtZoub+gT/jON",
+	"J8TTQoswPEp8frPveRILhJPEAHjm9wQ0dcxtruqlF3vfriWN5bWNE9SHJWYrbGFxJXdmO4vwbW8JhTVq",
+	"gJ0zyAHZsMXmM1laSjc/Hi12g+gOdsurSuncFwm/Rnk9XT+U35eVWLOefKQcfpDy9LEldQ3C3ZfEQA2c",
+	"KEupXEAJfL2EEeh4R8bMUbXx/YwlfjOjZcV364efLwL0/Xnv4HGg3RdKwm1ThnhqFdRtXUWfgU3afBZe",
+	"Sz7853//j/bswq4AN6zNxaxXB0fdQScNXWC6LprbdanRqVZvlbobcSZTHEk0IvKa6NK2+bsjHF0SFgdg",
+	"Cb8mI7V0JqFEH4vBxMtIKnYG7MT045JTNCLGVZaSBCv5yZa9074+9O7sJQqVsLZ71Q13BmzA/vIXpIBJ",
+	"mKQRVMQasHMFdRIjDi1ooUylxJcEhepFntLf4cc+0uo20jX7AWamaH9/wNrom28UiRLffAPQ1j0vUp5N",
+	"plZP6SNdBivSf+7iTE53QbiDWGFTvg/MGGZeAuvfAvstHjCEBJgb2pkgKBQSzLcKNm9/PD7Z1iEYOcxM",
+	"5AlcfZmlSsEJIx6bL+zXkqthw7dvzqsLi0zhsdAYtCMCy+NZWkE2wDMEKLfXQTPKMkmEUrVsTU81gxoD",
+	"58aRAt9SjW/a7elbhvkkRCmXEMvAmSlWkgmyo+H+1qDGN9+oHwuMFi5K5/48bQ3XU+E5betXw0OEzbpw",
+	"pPBPvUWlAKiDzRD983//H0BNfs2gLGSUpSmUjtSG/Tb6mcopz2Sul27F5IokfD4jTG4H4PUxTY4VmKTI",
+	"Z8wrSh6/PO3DgRh1A9RY64pE7TZoEqhk5kDtNkSMKWGt3VZrMTFjYaCGZKXh9HTtNmjHpWH05TjB0bS4",
+	"BhBJpXHIaWZDJWKExNDVJbxpF0/CSlS80zYt3D4cMPVyNkpoFLo3TY2FGEQpxOpS4kQj6E0bF9eUxKGi",
+	"H+ZtxdZ0h6Liox10NGA2ioYXPYxKw4prBc39TjdAOA+5cbZWvLEHZzJgYb3bT05GztSZJHQGWAIBX5G7",
+	"MQjjV08100VRQhW24DhOiRCBvhLuFvUO4VUdR7UFx8RThdEDBmd3iI5OnUkCNMPpJQFwpUoNhgn7CNMw",
+	"0HFEGImZHm2UKe5k5AEKjaK2dxDQ0gGzC7X9aqF2FSUChWqXL9XTNvx/GLg/nSmEZJRNDFVxnwgiwwHb",
+	"0gXNxfahrjeskAkm04QOAK7o937vGQqLLagD1xf1jMh00T4aS5LmkD+NyWzOJWHRYsDeFCAvgEHtGzIE",
+	"cjWX6vqFzoftH8ki70GEzmzzoPwqCnWpLskiGDDo+aL2B71etHNvoe8FyNt2G5pQF5MoKKhXSdyHyqvh",
+	"NqJMSIKhqVWRZTJgGkh56ya7T2ijIyzDg95dEHKH5/PEcK9d0/Pnr9AaB23ZTmXbfRRqV5/6YK2+QsGA",
+	"hdrtGFqe7bRDgthJiWkSInIzTzC1dY2xIAEKi+ZAoW4+aQhHuefTgOUIpiGvr0Go25K9/xBCdrzQpvRy",
+	"GzLNBKFDUN6VZyvchQhQJcsMWN6MJ9ezQjAGznGKZ0SSVGzrKm1L+w1BZC0wSnsKb/GEMgB2gATX1QDV",
+	"OLqZ5oC9tY1Brdig5lfEUEleXT1n6Kxpq6uElG6nE+QFnHsH204swICFtyAkBgg0wwD6agZFd03zu9YY",
+	"1UXX2qj+l1JD74CdQcfSORb6rimhgArTj1MdNU8lHDRGEZ/NcFsQBSlFBaA0GB8rVYhfk1iBRgT6UHTr",
+	"WnB0z1OiW15ptG9raCtZkLCYsglMAjCy01QKwyGRjbQuo1HGAvyYM81b1fU2wThQSk9d4ZMLPAnRVjho",
+	"pRqDU6LtuxqLB61wewdBYWdbCFkd6Om4/UpNodiIiRLQJftMC3RATMlTIhTghMSJSRIreEK3Bx9UM6bB",
+	"o5/QiBhfKwV2M6YkbfVbr04vCn1F/QE9EEyMY+vNjFE1HCMJ0pkDJEWETfCEzHSZfDlFR6ftuc4F1YUG",
+	"d/J2Xf2WI2UrZcb2jG91dzo7Hd1oGKyVrX5rb6e704G+qnIKesUu1Pxs67QJ3bqU+4qlfQdin8mEU+KP",
+	"rpc9J6ngDNsgefWgVHzcVPfPJhMiNHFW8hrKg+FMjPCAGRXMyu2W9e139vWVUMIMBGZo4/0MeudtH9oV",
+	"TbFAtmqb0TDGdDJgDRUHUQilA0MnRjmaYqeCulrD0alTxFYn6MDzdsYuGb9mNkEn58OnSkfVQtqRgs6x",
+	"zkVR0Lakp9HMVbyy63CnH8kCbE6GrH7L44VJclF8BWwvDg+Atsv9W9PWf5Wa6izRhOVXjNimLZQl1YAc",
+	"vU73UyxAT13XH62wro9T4bzmF7AWD4NtmtJ8VYBW5l/cBa2XXK9/1df5e3dBy+Vnq777xbx6+lzvc7/z",
+	"rOmTHNi2/6Kaa7/X2+j9oiv7ut84NgfAUNfa8B6MvAW50shSpK5pQhBZXDehY60yXQFnVSGNWauOqzfY",
+	"9rCm35VaU5k47d6auLU7TZ5sf69qmoIuZWmaLYzpxGjEerU5dRrjJClVyBem7rlh6mA3sOVOd9Br0HVA",
+	"j6aTqVQfKZKUD63p0U6NHOhllslB5Ubt+0rs5xG/DsJ/DM59WpzQ670PTjSff9AyZlsPWdDp0mOegFSg",
+	"uI6ZuEgHyVnDtVHHoXw2T4E9uFkqeKG9v4QEjua3Xz/KCZFLz7HzWSmjjyJ+vQjyHZEPgx1gwr3blKU6",
+	"AFWCpNrzh6A1z6TPmFqOIu3bEFKddwb6fGMEKcRTKpzJUmjwOcM3Q2NY0rqJFjuC5q4H6xIaj+Sh11tF",
+	"0U8qOLyztHoNweGzXg+bzvHg1+Tr4sUa/g9Ld4Hv5gZRtfBmOgwk9BHYQo2tNTCxbMaMRVmUZDGJrVHE",
+	"PBxiqaTw18TaggSJUiJFnegqHfRoTi/0Yja99+BivgvWeu+c/r7Wu3Y15zyVRjiv4/nys7ZDmOV9YiR5",
+	"qdT42cIxiLuoUZx0HS/gQUFyvYrhEchKNCLGqmxMLWCJ7zf5Tqw5fgedyrKh3bWyL3iWWvP6gKU8IY+E",
+	"67gMkOAIowRLENVm3Fir01RLBVrP1KiFqOk/Dk4iY3ziLFks0eHMKX21CpxZ3xfS3kqzx02EGJAicI4X",
+	"TqNCkI9xNCXtY85kypNVFBletu/eBX+qgV9WDXRcx0vIykrVT5OaPOb8pj1PKYvoHCfC1h1tfajwpt3b",
+	"FbrgqURC8rlA1zy9BHut1OmVoOJJvBBg48xtlw53atTkCqKwWo070+P9YaR0vV5bC+cjWIY5kCYdzgle",
+	"8ogQaItV5IJtvzLWeBSdB6dyS8nbH0oL+/jDvacKZiAJuhfc4zSa0ivSLGEeac8FHyPzKkpJxNNYaGFS",
+	"6fShYHguplyG26a6gU5vcxX8CDOo0NLXrkY9VDxg+s1HxpGvw00kwbNHwtSrEHnNgGsskJjilOT+J/Vi",
+	"oCMQFEB1sHmY+7UZCQYMPLvxjDJdq02HK+gtKNH3Og/Uc6IkfNIIiMAWWJ9FAq4kt/BUGt+Px7tTtOJs",
+	"W9ha+klu5gmPSREMqUYD31zhDRG6j25xG/MQKxu66IzaClruJN7wxKLAdRdS+Yo/Vta6DlpCLsCjMubp",
+	"zAOJNyxZ5EhoiwRZjFuYpgieTTo5l6W9LqU8ep8n8OmF+vKuvqAQIBtWmucaJ+S0uDBCQllDA7pDFIIf",
+	"2rxiCoIofa1pA1QM7XulDeTkypxwPYywtuIZCVGRmkHjpinzc4Z09mJKp+fe1oz8f953288+vIdWe52g",
+	"+/Ru29Nqr0lJexgOodfp5s57eEUjLfvD8A7QIiuLd/mGJVB1rmEe9RMoBuGS/l0hsQJlUe6l0dSQsRxR",
+	"LVJXaDwYcJWKx6UJHhotqpezLkOY01PraH0GLIF5Gk26GZN/HIQ4Vst9cIxYJdJ/881bks6w2sHON98g",
+	"7XhwiZ06+cBy7pw60yoNDEwwhH4qBUnGJtYL+LTuWg/hiBNOcvOEDm3T5rY+jG+87SJARS//oGSH08pG",
+	"NCVxlpDtnQE7yleq3dIFCS5qvSCccEYO3UWCvuKTD4xioje2ll7yNksnfyC1BJYLxRxKyLYZrq1QSS4K",
+	"BMptFYV0qbFFt9Ezx6FbfAnJeVySEy2CLSM3n4HSNBGZMgj/WP6jj0OAe6ot+uua1gKEatfcXC2X3HfY",
+	"JsuqxxOkbfQuVcACXZMkKRMmx56vXU0joshZHrWsfhww0E20LGYK9PFxrgVt76Aj7W+aECmMo1wp5Log",
+	"CRRSU+OOualpbQBjAloHbK5LH5oichAxlM5IjEx9V7GDTsfuRtTdscRvRjC7ntJEMXSpw/qrZZgGzF5O",
+	"q5Ixcq2bTBtpm8ahNTKYwEy1sjwPRiHQdgDwAEkBgJPSCWU40VAaMDrWLECLqjkLgQzNoCiWYhOKtTBy",
+	"CBHu+XoVCKF7sC0CkIeaTalCnoUCdBNDKPzRz4rqwDpm38cJzHefj8qc6QlNqcQGklMR3PLgy5z5ohEk",
+	"SOg4vYf01f2hDawGtg7Ziw3INqV7mkZpOSuLqWwnfLLM7BJlqeBpEf6pvlFTp5SIQOFwYbnYGi1QSOPQ",
+	"BgDakIyQR+C4sZ4+Hbo8polU98q6aHQUuJCHKNQVl02EqA4p1dGgaAsyCHaKeGL9t75gYWD+NAkGAfrn",
+	"f/+PErJCRm7kUO8kzMPYMRpTNiHpPKXMxsCbVYk+Sk1lDmpoiqmLCb5/eMW5j50BwxLlscZmoh10osEE",
+	"YQKXZC5RePTu+enF8Ozk4uT1xemb18PnR7+eh2hr77EJ9i1qEJqgApswNGAQhfj2dAedkXEmcKKH1ddI",
+	"UYc84DGCKquQcwOZA7nxXNM8SyQGbCsscGQnJowSdXZ5Ms1+Zw/Keo5oHBMWQjv0etKCiezEQo+IMznd",
+	"0dnpOp7aHxgJZiyFSi/5ZHM71jEAeB1LFiQeeIw39mS0nRBHUkfRgw0HCPwWTgRHEh5fp1RKwlDGYpJa",
+	"m6k05TRNCTdtJt1uNGCoGYamYVrJhLFRneglGymtEfaRL6txUXM6zKsdPeCajiBfinJm0gnNH/oiB6iW",
+	"ELQDRqBQQWcn5QkZGtwPl0BTV04slry87pdjJ3qP27932s+GOx/+6rMOBT5d4JJqYcHmYnj2oGiP2oD6",
+	"L1Q/DlCYw1f9YSMKGzdlB69bBpc2gfVsbYOd2UkfiSXWt3xlD4sman6eyYjPGm2lWsBc30yqKMq5/mbJ",
+	"XQExzvIkcAOmpssL3BvKhMRM6ryZvb29Z4FJmh4L433yLVXJon7oNNciWXuNuWh97+VJvvniPqml1BD/",
+	"ZhvpCBh+VeT4g5lIYekJn9jlu9KaeuYT1dTvRkEtS2m5PazRj1qAauE3ORiotz7DyTYaHcpr/ENZHErH",
+	"udjwMDe2NhhA5uYGby52c5bOMWcis8m6Nrl7S8mH2wEiNzbYVMfGx0QRQpulXGQ8amXt7Y/HJ0pXhRwm",
+	"JfENWEpiqFWD3p2dBvaZsCM8EugMcsBNyM8Mz431gitFXsvrSsdGCWWmIK5in9piQIWA1le1xHJPyvgO",
+	"5Ny2PVm1p299kqfd+DGPySeKiTUwOLYntH5E7HLUNXGPoMx2N1NmO3sbvv9pleWDDdfzsbe7dJlfUEbF",
+	"FOGiVpyuhFG6znJqbjN48Yv+xw2VGhqp8rHBdNxUpwFXLtcWKIo65aQtaKzjCd4cvbv4fnh+cXRxMry4",
+	"eDk8Pzl+8/r5+ba9i7qwpHQK4JXqReyg0N7XYZbSItXNKDPHR+fP37w5G56dPD89Ozm+GL47Oz1HWwbs",
+	"Axbevjh78/ri5PXz4buzl3eVahDbm97BCVF0jbJ3UJirQhXL8Pt5SlKnqh9hxgo6Svm10tPUAg5dnUz7",
+	"WTJtYipIlGgWbgu4NEndvc7+01WlgD+lsKSBdfaymaW6tUGAgprC4eQhgys/Z6j8F6UQ0JzsoQgE/3/Y",
+	"e9vltnEuT/xWUK5/VaQZSn6Ju2farq76u52kn8x2OtnY/aRnhs+KMAnJGFOAhgDtqLtSNR/3SmZrr2E/",
+	"bNVeynMDewtbOAcAQYnUiy3Zcp7+klgSCYLAwXk/v4OFJc0y+qPHeuVqXtQB6A3EmSwOLOmgawYv8e5r",
+	"FIdDOub5tBv5xEYpbAATKm95Shs9MTjDVSKFF4iJKUv9bBQ3M2WC7ze/dTWkjSAVtS3ZtLazCOy1pBqC",
+	"dKhVa2aAlVymWbdStYJcdsKDRPhGRf7dVh3671ojhvhau8JUtks7n64loWPydlXamacRezLbj//FxAu0",
+	"Og5S2ARCsDufDAuIR1wK21YSoH1Ai0gRPEFDGjb4hWkWCzqiXGBMKRy9VCwj+o6nFdj0HKsBE8GoIoYG",
+	"uYjFx9dvPr6++NPg4+tfLl4Pfvx4dv7aqSEuVuhmRzrHB4dG5YCH9gBvULEM3MtGm0kdmIMmml6pbj8W",
+	"6ykQdmRfCLQNLf4jPsOS3DNU4jcqEj86AnJ5zmo1aVglwqweYypKQfDJczGmqEIMAuSLptzePnljIzSp",
+	"HF9xwU5jQd0zsGOZLG5UxXldQMcmbYD1mRlCbYtcvK5e6jFCF43uRt8laGP+2I9swijgatTydS3k4mre",
+	"2ZUwEf3yOVdtmKj77f1yc5vmN0YTf7Xj7if1ztz1kGRVm9SwmWzV+V0qhSL/XrKyyXUNWNbbdVCHzw/d",
+	"0osevWvOZ7/XeBpX8EEXpXhmrmcW8ijHqIMv532V/kebitmWivRfzeYrQoFPZ2VBr/KpUXQzwzyoMlrJ",
+	"nXVt/Ju8IlwgykJBhcLAXde2kTQqQzkhWpLEfBiMFRYUcB0LLQngfhoty0faPcc2T3Y5d1Rkah5ECCQB",
+	"YARBWF2OJznT7JQk0NV6AO2aYhH0awJVycJi2RP8QtnLsQl20idA/JD9Z2vIUjmZulamiU3mgbyFEb9l",
+	"or2c1FPgg+tJlwuST5TrdxdbqzytDtO6paeLSX9m3Ow+fsbjo+92KYnHUC1Q6YIjuRouDt5l83iqIfaV",
+	"LhgdLzA46JgRj10ItK8ADA2xT6uRklN/6hLNPut9dsuE7uH4Se0kvlAEflSQjxeLxI9i83KyxMHqaPMi",
+	"guZ4A+kk8P9JEpGEZycWRVexf3fog9hXzf3wTxfvf7a/nBrrQhfTE3J0cHCQxAK0w1NCSXJCJgA+mcox",
+	"IKahB+TwG6K6fXKeS4XJ3MZYMu9CMomIG0Z/TFnu3qrp7OId4dndmQO1guXx2qz1BRLIV3SWbP0u7CUk",
+	"+QMtrir0Fp6mZfUHruCACiOsWAZyyWeMC5lVRVcAWwczA3PcWDhB/miY29lWbFwnu8cHjVo3JvQ4IFOi",
+	"UnTW13NWKQNo29EI23VivjDk9PaNtgAIJ99De8eE0Mw6d9hnmmrb9BEyOwpqGMz7Uk9KrdCm/faY/Bf+",
+	"AzhvdFEKhP/tJP5vhxd7ipDhf/2P/9wH8LL9381/A/9WA559SQADEaARgx6Tc17EBVpIY+Efvl1Nl3eF",
+	"mfBuDTWYj6PHt2Ybl+K55Rg8gJzvl2bgF9HnGcxwwH0UjOvXNdRHbseMsdakLMAmMOLZnDqjm8ODc2vp",
+	"ipSdotUhANBbMEjD5yNB8RoXMZHFDXRLlRMFtkSHi94wh7IJAC82FwKeZ26TaOmVLDTLun1ytszSOK0z",
+	"+5BvNyn78AILOPfRo56Fus30tYqGc9TjHnaWLM03aQT7VsNo82de2Ni9VT6NYiyHOB2uHHmfeMhw30sc",
+	"hAjpeI9O8hNVugdaW+/tq6RrjWGbVR+L3FfYpLlURg2xjqBZPbtPPnjAZ9C7C2boDZz8YJrXtXJoBR/U",
+	"1tjDaN5nmRx57XSvhTF9Q41JUJGTm9m5mUFPiew01NALhnlM+H5cezcT0mMloGoL1uZ6Q4/bYfTdlzWq",
+	"w9fSrLcc0sRFCcn7xbpa7/ZlRqtqsjB/MVCwKq1rWOa5dcTYlgIS9KakMTL6s8wWqcqbUz7qD2phusEL",
+	"PTtgmGDuT0JXjQnjIYUELnho0uj5wBzV7c0a0PcPmzRSO/gitqUgVSlkgt2BGO8AdOj38NQksq6QgRwm",
+	"XZA0rpOBLAINytwnRdXGAhT2PnmDLhu8YyCgGVDHg4dgQhX6TjPESn5RmbQQZoZYsqviMw/x3Boljrmp",
+	"o7qxALunmtkdK1g1vVOUNwnIwIQEZfdFKRQ6Z5sDwbqYfo3OVGg+Yk775nynO6WkwfutqqPdwycK0eEV",
+	"0KSwJNcFmwMwKYgQ2CZU8+AiJ1XDHAxEu7IfG5aWQyjY4wXUTyvb78MiQsElpw4OSjFmfZRQC0XOXH0n",
+	"jgQtg9hQEzMrjDT4nizfu1pQLJVUN4vD1tA2YydgUy+gBchD4KWqrrcbRJeqtdLttTXWjfZ6tU+2FWLP",
+	"/u+j4j3712JgquONA1MFcXy/YEhgtl7/ytC3J50tB/sN0TXF+V9uLs5f4byvHO03s/pzddtDwv2Qxzeb",
+	"irGRUD8gjCEXcGi1KdVsJLFypmky7vcNp4YEM7GeEa6IpqPWgD8dbW8GM+gPZiZsPMltsnPjdOzvm65z",
+	"zTKFufwqQR9uxccbZEYrnhq6VQfK4k6tgai2TecqHNxVgcx8G6LnkyAxtNLQKR34uSVCtDgjotLQYes9",
+	"jEhAAxCksiAlmN/r4aLIIenEe28Fh0YDDhFkz6Z4YtCAq1i4TAWlizLVZQENt7AVkUMDsXEHC4LiWqJN",
+	"ALBElWxBj6I3GJXeSWxrM7enwbWGVVnSjgi0tjrlv76ko2UUD9c8a8Tq3W1E1Hyqr2Q2xRRje6r3Vrct",
+	"Ukd+zrRYOTbsW3W48IQDiQPldiRl1icg3KAfstElSIUV2xYLtqf1K+8dtCpzXiGMCz5E3wEI9sE6QM7m",
+	"xHXQBGhpD6DmjTh4FAb0QMbzHPoDrUoB9/M2ht1/qE6vH9j/Z0EfnzMP5+PEucs7jEUozvvEWvYnxEOm",
+	"Jf5PRTq0+t52X1SkYCG8Wj71CITXVMWiDMDX7Ly6p9VjsoIOdUKqq9QCdgRHAweJRVKZXYjfohkdD3iW",
+	"9MmfpJBlEbbYbG9RdD/FYwjDblXjWLud0eKTYIb8xPW1O35rl1gfHj1j/LJab6J1xPOilnCNLbsunYO7",
+	"fnKNvv3h7PL8TxEicRnha8uuWMEEIOBgyVGD0J2U+g8y/ZsjU9L58MtldzPEWtcbHXDo+hGjUGQ1mqKX",
+	"nm1b7C3DuPvkU8FtomIdNZV0IJmsjmSadMm1zDOXJ4tlgajDqlg4oNvIF5mXqgH703f7iohiWpF5lzWI",
+	"y7BNQIRoBhlXtBirsFGnwwklHewKhfjJUZXyw66upbxxwIMFG5aQEFFzpXcxfz8WDlkTsdLu6JTcMDZx",
+	"iUWnLszmIlxmrKxPzkR9PCN6vWNeDmOBKwmPSnxNwEJHfdSC+VcKzXOPdooYLLHAtjSYqN2IPJvgJO3b",
+	"1Se7Jniovdmrt9vhXQE88ZMwq+0yE/t2a6qyLRwjK3Ght8EzzuWEV96rxopKhKSfTBEkserUE5FkUvBb",
+	"C76JymQUwAf5SDN2QPEer0bocveKu+6LeuX3oj0+u333k5xM/xbdTlv2P7itXXhqH+Iz2reG1hbO8ScX",
+	"u3aFaFHgcp6rWqMzGNQgiypTk+tT2wjNj1bheFt8Qjd66KmG+rsJVZZPYIVRk5e60RltH7BlufPBbsFT",
+	"yZ3dUnrtamxGTuG9DyHtshEmZ5LTlNV1QjoymiXpOOTjowMsLDXKnLKhOE1HLxRJSkVHbAA9VRLCBVGa",
+	"TUBZ4hlQciwEHYPDBob1ytLRUei7MU+7KseT2jSSgt1yLPvsQJBHYrsIQxtJ99SLwViY29fu8Hw6o8Q6",
+	"+PoV9TiFLspLOtoWTMYlHb19pXbH/typo3URdjrXuAkPOV3eTbcF6XERWmnWLVilLalrlg2sJPge2pzP",
+	"u0n87BZ4xZ+zQv+Le7/NsEo4u1vS6FHsGiYChegomwGFalYPiCzW0EQW2nFNCBYTlwqn6K1hVXPb7ea/",
+	"ZWH9Z/uYAIjny5YjLvaRC/K6b/0VdumeTYTNLWfFl7B070FurgqtOKRvG+hcIQvTt29pz8Ss4wD1WxMc",
+	"/+yeuv08x21n39hXWTkJxy34M8PIdnR4W+1cSIo9//3Wgn/N8nCh6QSp7eyzdrMOEEhsAzmOqAIFM6pl",
+	"QwewKu/G7vMuuzzsFKssnG27PdyatNXVVHbrDLX/4dho1kQdh21UXWbO2Gr+jTa1xg61/7v968tCoMx6",
+	"564qMaMt26I6LI/Be1vlfyPtPYeUCjf1x+Wy0UpX2kX/uRxfscIWFi6krPv33HvYxJZ40nVA107BIlxY",
+	"EJy6KBFZ4FNwvgSUJlXihnPRZZKpGKJF6EhYNdXCLtODhE0tlr3rYeVH6sb2oBPVwj9tLLN3w6ZbsAx/",
+	"5Ld1N1piY6s9+9zEeoVv2LSGQmsbJTJ+ywryy8ef0LM1MRQrSwWXI+KCJW9oiSZFynyKnVPoacMzufDQ",
+	"DcHRWK/fodRWn/qEoxqdaMtSInjSAkUlXLavFnXhIyw/MjhcFUMT93GRQMUFbuwqtiMkqhUjKriithg+",
+	"HCEiV1NiVPAqJC8LnRBFp6rq2tknFywtmMaYP6Cmu7YKLDshicJfB4qZW6+hEAZSDczliukg5gloBkNZ",
+	"FoZHFzQFaFk5JLlE0BLVVp73NnzvR6nSayixgXqaSSFveQYAiOFSkk4tY4rkUt6wrH5JOTHr7QZobUfl",
+	"Lli5YCtYnA/u3rYyIYupBdhJDPsWcuG/hFqapFubdmtpjhrgfbV5zpXh3LuM0Txmg/WLM5WIreWMiysS",
+	"jx5akbhNv0hIB0sdIrNb/PVj1oNHhdcZiWPAta/n+XDw85Jypwuj/GBrVs8n0oJlTGhOc+VzKzFxLOTN",
+	"/aAPIgYXLGNNgJH6nOgQjNU9BIPIDaVNE1yo7qmrcoUhnWjwt0MuFcan+rEI2T0TaTGdaISZMqoy6Zy9",
+	"vugdffNt78fzdxhUBJFAnETok3dMU/jhrVCajgo6JnQyUWRkDK1YJNDPZ+rbP1JBEiYymPbghk0TB5nA",
+	"C5JYeTkoizxBzR/kFVcEz5p7S7cMB9/FIrFpXj0AFVK25itxEEMDniXdPoEWYua9AMnW72/VLxfugmR2",
+	"ghFQSCAfyiIWdmfaS8aCo7irrqtgik9TQBauUYuGGO7LBnnU860re9YRX1eHJsJ9XciElzrbQsYc5hSF",
+	"Q61Vjhbc6DNoKx7ozj05v6ZCsFz5tvfQnT2Xtvk/Pgk5CLIkLnqlAvwYrlIpBEs1dvxHNpsxbWg0W8CX",
+	"cMxG8w5/qvOcP2BQKxjUVcmtlbRWqKILCce7a51AP3WUA/YRChKzv6Hp1OjVXbinK/iWajz2kVA6H7za",
+	"93OnBq+6XuHaaUthmlODUioQNB/yrDKACHEqD81OrU+ITiZ2k2Oh6Q1ThA2HLMVqGgDi1GXhk/68/yfQ",
+	"+bBcDZ+ByLTkZ3ZX0x6hzR9eb0xwxbTLSgEY8aQUtldilrQzEnzrAKfc5XAFuk4sOolXcgBg3HxtAcbx",
+	"lfDXyC4Fqmu3NC+Z6rZXtM3S81bVmg2X/8ycpecti101zwaOa5t/ygcm+PAe3tqG49xocL2Ds0ZJzm/t",
+	"6SLNFtLZW/9BnWA/JXPBWGYsV6dtRsuJsVpiQQUc8LALYde6gBHwTVcN2wkX1akEQy6nSg/cyQRYJmw7",
+	"ViqaWyyMWITGWCJvTgg6Y5xVlxgVgefJaWBbovZR1cgUDJSICBrOKDOfiBS+eZhhH7EYUp4r7z/+5uCl",
+	"GXnCRGbsjV4p6C3lOb3KbQvWOa741rYSDbgSlgJ5zsVzBgBfdjeKUiish/Lr46L/ZulYBlbbrBd7gSKE",
+	"FNWoCOFPy4XmpjnNn+G5H5kyB7bFlnFv73qxmsV5Qt3rsZuILsm8ggWcYUd118nDmdOYZZyu4DUvJ7mk",
+	"hjDhhnpy1RJP+Q9TYhcKlbywHigW8k7YwRXpJO4xg6vp92MAr6cChnITAB9zRgSkQbt6Rexr2Dk+eFk9",
+	"t9sn78xUY+HaG0J3n9C71LvjGSP6upDl6BpR8nE9sKqxze8Owz6Fwx0gxjpoS1nAzRBwjHRs1b1Z5VZP",
+	"erDCW0IggyXEI431iLIsUkbMze1NlfGiATwhWrntaMbpR3vrpbnzy7NBCFzsUj/cZZc6LPtyZzqQwUaZ",
+	"+S4xZ3Ccjy0ncDwYP88zX/h+iZP8IxtxBbE/SoY8Z7Wu5Z77Kl1QV/dxnssy44IW06ApsGckQYkx8jRv",
+	"b1mfMbaMJ1TdqHAo54ynSjF9QrjGCi1wFEck5wyxBUMWPpQ5aJPJHdVUjvk+WkeGLQ14hgbSftKNoIE8",
+	"INvTPJd3LAOegM3doGksJsLw38zgE1sF5hl6RGiuZCwArQSYYAFBcqs5Va9g1CQHnjrgWeIrnAu7xAC9",
+	"EuQKzLjGmxNi8Nb78f5H8l5bfogzfWzPNa5MWy+JauVROhhG+bUkYm7b6N0trdTRF6Ek4wVLtWVOzWxw",
+	"qbMaWWPopkZuZVig2v/9hk0Xp4NeTTVTFsXccE0EP3BgirlMae4YRef44NhajmKKfMX+BIUuQwTAKMUN",
+	"6KQ3bNqNLIgCuC0FHw5ZRpJzPC09o3AkEUl+7YXf9N7D7NQJERJuQZSK6rZXXE2k4qCIx4JqTdPrMRM6",
+	"sROwMOZXpSZ8TEdM9QkUXKYAIQ15U52XR6SgIpNjfP1uVWU/oYiw1NJ4Aw7pG56zVVpuwHqa5/mOI7A1",
+	"UB9ZYD1XA5b+jc2iakPPH9PPPzExMqR1/B2oOf7jN1Gt78ZZ719o77eD3neD3l9+P375JY77/4pf/OX3",
+	"w+ibddpxBBzu7/b/bu/k9xaENI69jMOY2vy2zRNiEm5jJ+wTjaHZbuveNuWJVOr1kyYO1OMG8k6YU06o",
+	"PVPIxodISk36z2xj7xklpL0bDh8JloWKDKzdjCrUpgj5pFmnnRBUTmKxSDlJTohRymwDtNr2aRmL5Frr",
+	"iTrZ36cT3k/9w/qpHO/fHg4O7ZDwy6DyCe/TUst9nG9im/E4QWjTI5UxPcwDY2GBWmCZnIbmPeRcYQUZ",
+	"rIUUjFzLsugTSHBw6hDuSJtStIghXPhN2bbVUD2pRVFQuPt2kysi2JVsnB0rF+YjsZocXknm4gAgets7",
+	"wr4rc80ntHDPM7LXUCScFqvCY9AkMV8lke3KZLR9CeKZjlifnGERfiySd69fvT0bvDv7dfDm7U+vBz/8",
+	"8+Xri4R0Dg/IO/7DKTk+fEmoIkpK4eqoUjoxBD4xJkoWOTesFf0WBhksC65i4eS2F2KoMRiZ7Fo/U4Hs",
+	"mHT+6cPrHyPy4ecfI/Lj2zcR+cSuPnQj8uHVm4hMcmpej33WEXlHi5vMaAmdpD/OEqMonF/82XxK1a2x",
+	"dGiZcUk672C896NRRN59OO7Cv+SWZ0xG5NX781+N3vHrTxe/nlbCgeXG1PnT5bufCL2St8zYSpGzV2Jx",
+	"fPhNcyTJ7EUo3tsNjLHbwf2hLMa9jGq65jH+BSltU52bYcyw88jhyzWT/b95xgo1LiZZJExrZbXwfc9e",
+	"vOhkm18Legd3zwlie9aB7tc/7HhcHnba3747+7E67t+Y0949MfoFLUasQH7izfSlTACQ4Bwn4Moygxov",
+	"IC2sADyqiOVodNuafg98wutxhBYsFnwkgNHUeEidc5hzbXgH6RwfflPzSV+Gz6oG5gphJqmKBawkZPoG",
+	"YXVsm6QIdYtKjNq9hBW8hd39gxc8O15gBdLK3MBdfW92sBY6uaFaOEOWFK1uCyqtvAvwgF3MJsSWBEzg",
+	"2VBNLMLAJnqOXW4XOfMk3xzarQVuzZnM7GRdfLY1O8x5854mL+zlMyZUj7teufNWVjyXJI69Fyx0EmIU",
+	"jywJ4nUqCxxj7+qagjLYavRs3dZpM3FaHaC7Xg18j62+X9Yayi7XKXTMNDVyad/2KuJslSqv6uI+ecNz",
+	"DQkuCROa6ylEGZ1fbkILJjTECTqJkMKmcmk56eXsluXBSBEki1BAAXNhkvSa51nBBMY7gT1hR6Vun1xA",
+	"l2hyVcW/r6YkgTbwEVbytESYz6s3fZQwc1NsM1iqlQOydt7T13BvW0TWrnKnaYltRNstIkS1uVZ+mdsL",
+	"xNw2tga1zVPvGdZeNYYcbu3GQsgw6F6013N/1Kq2nnFplqOWtlDypXeRPS+AmjQ8vRWfRC7WyCrxp4pb",
+	"Lmka5U+HIUTbTdK1LFMRuZKQ1gZpaoLlqm/rBm0BVV6OEtuIwhULxaLGGW3y2UxYtAtZdnDMaiHha3rL",
+	"KvDeBhYLDcYLxmKhNJ1Cni/gL74kcPoVyRibQLB3Qb8pRyy7Gnt183uasiG/Ouscoz8Crk/beSqtSLqZ",
+	"S6wQPLWco+7LndOXVjbvqkn1yQ8lz3WPi4CfBbYXjuTyVNVUaTbuuTQuwysE4xBhTY3hFwvPsyC8UmlN",
+	"hS0pxC64RcXHEOLB58FipRAWLfqKctUMCoxzCzjGCvadFOyrL/pZTnHN1LWCwVbfXqOxAYQuAQjdlthT",
+	"+wYdPC1j3HVD7J7b2GKMNUDFV9p3S5B/sx3yH1yVtJhVuVKeGquCUiHLrIIaakBkzssRMapKWE6Nag26",
+	"ktvUI5uAZxSkosyZMrYigi8fHbWX/9SOwfYUk7ULf57n+fs6KpDue8Trmf1WD+DpasA4cN0JGdJbWWL7",
+	"H8juD7y7oLaXEG+B7yxSDlTs0SK9TsjYHGTrJ3YHCgtfzGu0ItmkjwZhs3qj+UXtsvdaMpq+OahlNB2u",
+	"3LTbrTluQpuTw1wGOzOQIp/uTutns39fmxXP0zoaysMNeGj/TQWMTGyakmK6T34GJI3AJG8WMAuQNdId",
+	"htRInwxLI20H0fjbNogfDdIirdXPbtS6hfO51LD9yMbSARjCufOxfzh5laMdPVXe+ARXPkbmNXZ7cxJt",
+	"AdZEuirIxGaNzUdDjFi0m/e2HGFX1rAam1f54Om4xo5bi/fat5VNRdi9pzYTz609qAPbNSJO6SSdOoJE",
+	"13W1qJSuYU5HLbZlO2pDuj24hvQeOA1/EH8rmMP69N9oRylNdbsd9Sd5R8ZUQAspFYWeCIBMMtIKIyat",
+	"mdj4mAt4ylaTE8IHfR2bfW4EBvE7ex9mV9tq15VsGZSssWnbjd+2DIBe0F5scSKA7cO1U3bxPcur5995",
+	"YxHyYOi9aK9X//i1RMsv6ehrM7FnGpxtMkSu6ajBrk6pYj0uFBOKa37L8mmzqd0IjtlqfV/S0a4a35d0",
+	"9DS2N8D2/2F6P1lsWQNNbsXwNoOulS+MHTIzi7abc3FDtCRcn/gOlaHlnUvF3G3ttjaeua/U1F64e/c2",
+	"tM02rGFnN67wwZMxiF2Pya6/ZSvb2Gbjdi0S6xC7zCwikspcloXNvfe3tUVrz1xkCEvwzetdUx8sXR2T",
+	"A2fi6HQrwvNprPDHPBs71jHVxT/XP06hyS5kxnqGutVC7AgmRlywF4rIO1eZXUwjojA0wzKuZWGbd7DP",
+	"NNX5lNxdUw3ofc0NJX+WGQBRNRhtK4cTF1GGG9+F1WEXt2l1uAf+xFUriJ9ZbUiMeGaNJKt5B6QWkA4Q",
+	"Gy31NRMaevxnQdlUdd0qdQkILnHLQreQHM6sXDs51eoBtr7XjrgW7XlQXvE897w5S/seu/+7+W9g1eFW",
+	"5at6bsaGXHCUjwHcDA8xqY4by5bc/rTwlrpeYGe1KhTLt8fLEhceg8ss5TDPTCn0874HiVVSrp2tvAaL",
+	"KnGZbCc0NT8kpLqXdFyh0tmHt4jRS1QqJ4xMeHpjGy7NM54PwcO3uO/VY5bwGprLUcmMaHb+VPCvPhdq",
+	"gOaM1Z74FwrIItzuVeliH/By26v3P0HHMaupY1/34O4AJofkNL1RfXJW8aNgup4vzbfTATu+oVWxmdcs",
+	"DW1eQa+eAP3rH1tNn3n8YqTjzSvuu1XUALDWk9qWP4i0x2zfo5kt0qw+GYU8oOQxnZJMnoCTo5A5i2zL",
+	"AaN8BeNH5oOvVyDo6No3Juc+GhL76FGJxZhOFJG3rLD+K3+Pw6yuuJP5eHhM7ng2YhgUQfgIhiBOwxzC",
+	"RW+wGN7z41jgwNAngJSKKWyw4qetmCYdYNqK/PW//0+EVb8TgG5lXrHbFlGcnocruNUs3+A5rVy8uubZ",
+	"MO5309q8H0rUjnas1rgY2dAjmKFUV0QKwF5pJcCaPumvWqZVOvzkOrte6JQ6W3QIVJleA4rDMJd3bSCB",
+	"VidaSTVdnlO7TdW0aXlaKdxvmO2I4FDeYITnRPShmmA0AP8SDz4BMl9iJiv+Gbia8kB8vKjNp1NBvgdQ",
+	"5/M67Ed41DZJQ+YL/SIww4hc89G1h8p/ViprYVewdcdrnrhSsSLIpQh3HSXi4n0/PLKCU52S5JYrDu02",
+	"PLqhFe/XMock6qnvzRjQRkQSJuhVzjJ7I9fuhjxvJpJPdmZbJBN8xCJCse/9rGgjo+r6StIic7O/D2dw",
+	"fZuWMAQxypnv8UTk1b+xVPv+Ahmb5HI6ZkI3ircL94j7dDfyNz+Kv2C2MbV/5WBp/Vfz58/9FASWHlRU",
+	"l9g3HlA+gIZACZb9Y/CmEvnYLQjq92ORwIee1UKS7ilJRJnnCRnSPFfkiqYQ/E3O3g5evX5z9stPl4N3",
+	"71+9/glgnnAKhCuAT3RoUO69XI8ui8k816RLBS1Sr9gQ+u2LjNChMVSxCVd7FKlGJpu3VN3wG+6+FdLn",
+	"ThaybYqkw+AOpGHue/7TyjsgJ9CabnczVmJKzVQY6WAGwtWUfPj4/tUv55fk//yP4/5LAvIHgLRPIdqD",
+	"3EYqhikL3ci1fB/l8ormGEhXfRLvXcqMTuM9j8hdFlAPmtEptMDSfMx+k4IlfZJoqWk+gAETkjN6i+2p",
+	"CC3Sa35ryNr81I8FtlK8kp/JkI/KginSSbDN+OBKapVEJJETJgapFLeswJWGb0tBFSLqzv4WC/v4uXvG",
+	"TCk6YmqgzZskXXw3ABWJSO1qxD+0l0dmibDFvW37kjOqAPMDmj8LKZgLrU0hJ+ugxWx95XbWZcKul1kF",
+	"d13aZd5uSt7MTFukeyUp7e49Kye2bnqD8PTCq88fXSpoPtU8VYFKiCeXfWZpqRf6tT/6I2cPXOPZlYXH",
+	"Hs7lXYQWJ+TqRUi0qBy6JgB0CmgTjN1gaxR/FCEn999LVmLznwhrhBLzL3aQ1DIhnSuprwkXaV4qfsui",
+	"CsXm22/N2OrUp/hC4wGqdCxeHsBP3T75oUxvmDlFpcgoZoUXrj3BmGeCj67N+VKSUHKF19K0kEoRaobI",
+	"ze89RW+5GAVi8uglIJIdfQN44Irk0gjuT4zdKKI0LbQx3t5JkdHpCaH47nZ0ABydoi+da2WvqgB7sLGX",
+	"+YSvcgeDQtN1w6K0Wx/AFNIy6RMMRtjh7eYVbqZG12ZZRNh4oqfY4hek+G+skIDQBnSFvbooYH9g6xok",
+	"GaCB/d/t/n5JTi3zVAlJDX9XQft4eCR0gHHkEBBPLCwsgCHK0DVy6t8H1AXzRhFCkZk1ZQUOG4W+8Bb2",
+	"9dqR90bYV7TaDW8KOV754kvZkMcNvTRw7xT/rbVR16igoswpsI9VkxbgoT8GN7ZVQQPF+KPPFZzr1lpo",
+	"3N29B2U7bU00VFTAigVOUcU2HEI/xiTIZwp/YFPp+NitjKEEQxEPFDgTWej2hhMAWK0cfC08M8moporp",
+	"BAtB56VPRFBggBSybd265IrpO8bELG+MRcfLIBzeyx5Aa2uUK98dtYgV4qRKRGSeMaUBjhKQGmIBfI0L",
+	"wjOECzQMHqtSEOSkhjhtuGxDfxPbfQKXrW6NxSLx69zHC4wmew/WGYtzmZdjPOxJpRMkJyThWUTs8bZ/",
+	"YJoh/GnYPfh64FPBjKpuPhrDMyLYYjaKhS74aGTef3BlpNqEDyDYAkOGWix8UTBdTAdyGJFrqgasKGSh",
+	"IgL/D1IY16sHEQpW/DsWhvYBCAt+ykqUBYOxigjq10JmDBRnd539Ykh5Xn1SN3wycR+TPnkrJqVWCJ4h",
+	"S40fCmaxwHHhWYbLCH0HkPN9n6pb7DTiO0SekI9vzsnx4T8eROSXyze9f3Qh3KupZkgjZEyLG5jimBLF",
+	"jLgAWX3+8ac3JOeCxYKJTEWEEmQ75pi4frpckF8uz+EhL1++/A5HH/M854qlEm5DmZ+yPMdeLqLMc4Wa",
+	"BjV2T2aUmuRFEgsINuOlePBgra2qkHxvzJO/T6DQKCLJ/59EkCh45SBDi4LTETObWRaiT35+9U8X73+u",
+	"1kZkhoUn3RPzHEbgR+tLAi2RC1b1fgEswzEbXxmK7cCMwRkBzgzoSorkYYkebgE+YijIkUgs6GRilg6U",
+	"VHhA8nu8BzfGeye/xyCT4r2Tv/7Hf0bxnuY6rz5ha2P8+KW5GSnSwfPSMzBeKy0Ntwl3y34XhogWi18z",
+	"+is7ypdmdQdxzIE4WpUMVCjWe+wbvGldBeNzDykUKts+U8Mv9k72fo/3eBbvnXx3cBjFTumJ906Oj9xH",
+	"aDi0dxLvfWJ5Ks3f7hfLKuO9k5fuK8cv472Tf4jiPcM04d4xFSXN4VZkofCt51rwQ8hS472TQzODkLHG",
+	"eyfmeETmvhqDrX5wjLb6pmK4sasCtCcEOG91oefAMLOjg6NvewcveweHlwffnbw8ODk46B8cHPyLewPL",
+	"oVuvPTyy14YMvOXqw/7LY3t1wOBhBY4OzLpUjN5sTG3Q8NuQ5cd7J+bWGt83332BY76oJZhmn/V+qm7r",
+	"ZPJ//9f/5lnkhGYlM2sisy4xQWBaeVmTljVhOSsrvagMJGUgKCs5GYjJmpAMZWQoImclZE1A1tepiIU5",
+	"DsdHkSX56GX0DxGScDVOdHgURVGENBW1EUzURh1RGyFEsO3H0XF0EB2YuSzcsJbI4J2qOqWs1nFuYYcr",
+	"vCW846vqc4V8FZZtLUvAav6BLTDjSVgYeHKmqPMwOZW/RcsnKyv5XqdHZLSaUt8n1rWbWKeyfWpkpiOM",
+	"pgTtcinX5m8zxVOSqBIyDgZGcUug65U/BWSfdKoPf2/1zq7R2yasSJnQESlkKTLs2HNIMpbyMc0jF7iB",
+	"QCrMH5y2p8YEuB0NgmOcOGf3mFHhdWAA4fcPhrXsBA+C6ys1sVt7HqwLtr0zutopScwaDbyVMKDaP9Q2",
+	"og8ceISOpRih0WbdgFCxEaY3gscwFrabXt2+c/6hqJY7M2/lrOAMepPLu53Wz7bpA6levoUNmk2ALkib",
+	"dot/DV4QuzhFKR7gdV+ly6vhbK3lhZWXbWM1hoYZa0bHKwFsgGcmSARCk8yyxihMBG8Az4CHfBXoGRsG",
+	"zFgDE+NwpzExGB23gWLMENEzQ8awpOvOO35uzaVpw8Mw6wMHZBV0yTZ0C0bHOwtvwej4ifAtzKq0iDWz",
+	"WX/AW2wX3gKJsuF4LAW3gDTFMJ8Ebl4KaPEGwtDYVaxyE5p7SSep0kW+N98kXXLFjF1KJgW/pbpBPlkU",
+	"C3yNp2g/91hIFq0b1b4pUbtJBuvtQSysf7Yx7695aVfIqcKT/UiRrtbVaeHyazFh8ybQRe2hqYBtyAtu",
+	"ibfD2DecK+f2dVcBD+5xUOrca98eB+x7dl9CKZvScRA/0xn5oIEbBfvUlkTxrJYZauYI6aCz1YJBw885",
+	"klJ4ZN/Zd9geWdknXDC9edLarebwnsW88KzyfhRmoZlWstfwWoLT4EyRjiECWWqMqUOzDY/1ZJTSuV6e",
+	"J5aqrmUOrWOHsXDDnhiqI4oxZa9xP0TkyrUAgdwicLVlECFtMQ3dO30d4Io2A2FA9QatxGpQYyvWPtUM",
+	"yGgRAONi6/LlQ63LlkSisIkUZBL5tlYtgT73+8MyipbNxuqNXAG4WctUNB1tYxb+gFTT6SRmTRMARJYu",
+	"ASs8jxYap5MAHSWtzTe5GmBbnaZQyOO0oHAn+gL53ypeAbsMz80zUHGuipW77+bZeY11roSc6Vg4ZMFS",
+	"Miro5Jp0LPc2pOIh9PEnObTeytk0qYLRLBYd8JsPXDJmZJPE0UBSJMG6Qv9799RjLUnh6kvHmJGEzzOn",
+	"+ZqlNyyLhdJFmeqyoHk+JTm/YZXjFBSQhItbmvOsB7eawaG0GhJSfAFZKsWQj2yJiLPc9DWr5M4LRRJQ",
+	"gVAmNcOROXcJ3rK7LhOc31O5TezqtJXQopDxRPjVuFF2swOlroi1hZdcyWzay/mYaxsM2FvJyeK5Togg",
+	"6ofeVww3rpkXvRWKFRqtjQapBYlhRnOEx4lRZBPZpXDN3QY3bJqc+oAp14SOKBeE48Cx8DVunyCxbCiL",
+	"lH0PshAuzpUkBVNMOzUTh61Y4x2UAkFlSxYAOpGMD4esULGouoxcQ+IC8LIOZjEGLxsBLnyEjC0iIYvp",
+	"npIk0KMSTNif6H4s3top8mCd7FrMr1eIONZJS6XlmBU9VU4mstARUTTH9EQ43FEsaKnlGGi+S6hybz6D",
+	"Zj/kuVHBqeHjcw8shVHboWm3U7oauKUhgQVa+IzU9juCi1rfDl9p7xa72hG1ILErZbvTQMtrL4xl7Tgy",
+	"kDt3B+URZudZBpsB6/JslBjzhi0ne0WNprEosOItayETe11HFmQkZdYn6Od1cgjOsesAdCeLG+A3mI7q",
+	"boYSE1HmeT8WP8yzq5Vb5i4AO67Y9FO4ine0me1y4dUskpZAJV+GdOFdzah6muMWMukWz3Pbbh08mh7V",
+	"oj/tPIjyPbe0JdlhqdsTb1/k+pz1kJ8QeqWY0L7kHMKqrg4dUsHaMI/Z3TIDptFkwfYxWtUID55bGEtl",
+	"UprDTloZTyzaOuCGzbqzEikR7J6xkS+a0WwB6HJI49szUp4IfnnJ4cIlyLZxyL6S7rX3tSuaT3e7nN/3",
+	"dHufoEf99De7ReSEz+oKVJF4L4nLg4OXKeTem78Y6ZzLybSbxHuR1x6upoFLxKkN3lf2PTrVoljUFf0D",
+	"X4MLRSgtkqflxIOe4Ral8QD7XzfrqXgqh4GcTL8WJ8GW9SbP4lc5nw+18OF0QrL1tk6md1hmBR1qdEDK",
+	"OzF77MJcDe/Mq85UXYtXTEdYdKcEnahrqRU4BBSxJRTk8HR2rPrhHUmmSDkxczAmPxfVQdYFFQqx/Cym",
+	"h0WYh1baVN1gddzs8Gv6Hd8gL91p36OZY+V/3Ka/EVZjia/RFZkHLOT1JR0tO71wzZfoD5/khn2ScJBt",
+	"7GEDfMoMt4hHuU5/mzcdalkTwYnWdISQrq7S++gAlfwbxiY+sE1Hc7yFC6I0m0AdA4eu+rZHsbEzbJel",
+	"qiCBLPRFLLEImj123rS1bQm31HTl7Su1ayr/vEPAmHPQ/vEP5b+ebhLS+dpBylDVL5Vd0wXQ9+Yaq1gP",
+	"ea7BMhYZwYacFrV5THkO37ZXCvyiMDfmj1SQ9VNBYH3Nt+6PmdwQqNzK5YgLe3f9i8X5IccbyA9peuNC",
+	"5mzlqm5DHR/NDV/ahuNqgEV7i/MfWu7WjI53F8nGvP3ybAo4rM8rk6JU9YQ4/NySEIfZE54t7We8YKmW",
+	"xbQ9KQ7B2+FyOK4Wig9RKa+pyHpyOLRtOBQyMVlq5FeqnU+98k/eJX61bQr0b72cFP3WECZ0wVm9TOzZ",
+	"AOxCFm0WbHYDnTZkiQP5FlykfEJzf/3eXwLaXRYheydvrdZqrn+hHASfJAnYsENWDKDe2S7CSWBun9qU",
+	"U1TjMU5uVCXoV4D1vDoWXIAOBRe6RCBbKtGNbJxM2Yq/sw9vbZhzWDB1jT0TLHxMcCXMtU/OyozrWACO",
+	"EwTtzE/ULOELZXtym8U9pyqT5kymiG7JFSmFlmV63eI0gwcZQtxboaQStu7uWpKCpYy7xXThv3BR6+hO",
+	"uISteYHV2m9UVDxSDPHlerrts9aFfYyyRIpZScSs0MIVaLwp5mgpc/3UdbjxkaJ76yzG/SJ65m3AJK8z",
+	"u31Qzu4VJfAjtvkhf2IanJDMPQMPODGy3ljskHk0v2fu6gdv3LoHa7sbfWZfa83dnjP7bHSHbXHjPKOu",
+	"UMN9Sx5FlJY+4YNQTaRIWXClYrYZBcZhb+UNy/rkZ3kls2ksqnkD5x8rlgO2c1Fh+FHb2qecsGIADS2a",
+	"xc6T0cmuJX3QjVIW2H8PoqmykUXnU0LDTSWjggIIeUEKNga9KvxVFj5ToHbbKRFASiRjY+kUHMThnScc",
+	"68MzP/fg6x58DZU2lQ7XRLGOsDEPMhbnZxev3r//OPj4/qfXg4t//vn8ezDTLTJmDngsYyroCIMsTonC",
+	"57u0BaWpbvEg4mZ4c3o7DkQ3/IbLB7+Oc3SO0NHUUYX1g9z3KJn/BiBgJ7yHnHMhohLS6y03BsEQoB7t",
+	"PPDedqP3bMIvcfhdMHrdbC4AXOov9yEnN4Sd3mP4O/ymV2Iu2PpgBxv8s+aHEzz662tlH6i+btLMGqhn",
+	"qW1aURHysCY66i8w39y6r5RK+dEK9ufiNsD5Nmz04+/z6ofIU8Udu7qW8sZjtDGRQeHw4IZNvzQI61Y8",
+	"KTsQuWFT0imkBqUck28+vL+4JO4BhvTstb0bNg3K2+oYSOFE7ttP+VuowdesMMP/t3896/0L7f120Ptu",
+	"0PvL3/9/e40t7ZrV1gtExDUieVJe5Vxds8xnJwQtE6zvJbHIjj37ogmRd9D6FfH/UUWw17yA9iOTUgOC",
+	"XPL7mOlrmQH2cTGNLPaviojRTCLn28gGVH9JSMf+SnJ5x4peShXLIkJLjWkWqZQ3nLkhSFbIyYRlp4TG",
+	"AnB4QdmZ0ALu8mXiRimCBen2yVtBEj4es4wDxt0YOitfu/aG0Azh4KhK9ihKQXh2SriIBYLHCZmF99np",
+	"FwClBykbWpKXB8T6aqGpMpzFHhS+YStngCy2MVYfCfSQ0+7tzFW4RkOa51CVYdseHR00AsXZubzJ5d0n",
+	"3KYt6UbBE8yyA3epQ9De3d31hrIY98oiZyKVGWYzrD38G4i+OLjSSU75/aZ5yT7r5iSRo22sylmasolm",
+	"WStwZymgAAPBBjcoGI5+/XUr7wPE2vQ2s4cCnbhNVP9CuUPmSf7o82dH9mSW6vvkLBaz4+DFhr0onjG4",
+	"H33BpGCQAHNSP5TukDWcaTxAOyKP6xFw6LhSz2C58+fZCWAuoAmMY8hODBtenlYu/ILeQY6sa5a3ghrA",
+	"ilsnGssi3zvZM3rV/u0haKj26XPSxPbW4yPRk8bQK2Q5unaWXURkWdQc7mFLq8pbbeWk4fZNketUTlhG",
+	"zPx4ypyDxXDZCS20AID15E7LwV//4z9RBrvxKlVlflQI2QceGVAKudLIVoNR0KZpQAAHaEEXujy1QQ6b",
+	"QhviPFEP6BXEa1UrtPlsK+rIZ/UNCzjdAH+qruUdBgJ5xoKxw9aJ80/4M1clzUlVo2dn3fnIaKqhdglz",
+	"G1U3WJqcD1k6TfPwOZiaOf+Et+NxqemVoQmfAekLvF3m5Mw4Pat+qJa2MjOIApNC3vKMQduMjAnNaa5I",
+	"5x3TlNDJREXk7K2/RnVtdsddwTXrSZFPI8JEWkwNlyaKpYVtnOki8UKzEdJA03RcYyl4/ciuD4j2gqWy",
+	"sD0Ec37LCLs1RI4YzeETgvZVza9bNUaUQxzbKHeosjEx4gKRhYMhzUU9uKhhyA/AGTxrVEFjBLv7sNP0",
+	"hlUrC3OvL8sM02meOh2Zd56wQklBa/t+9pbYVhVSQCN1nzbpDqu5tYel9I0rz0oFdIX0GQC2OL4yDzyB",
+	"PGc4X5EHkADhgXSpRS2vVWZck1yOAJMYHW4RMj1u29gVbFgqmqsaO8u4XoGkfU/D4F5VNWacY1yTXNKM",
+	"ZYSP6ahWT2vxo5WWBYSyC3KeyzLjghZTdw6U4MMhy5CkggeCYtw0WTpS0Wz5Lk+lsHRkX4T5E+GWEjCr",
+	"8XKzYoLl9cdpaiR7wxNtK6+FfRcjlxg9s+cdUL1H/JaJLrYB+g3aBsIOyTvbNKK20IgvPDeLM+yh6I+1",
+	"oeVaW8XIcOGCQQ23WepJWYzYLGHZW5SxUP9fAAAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -30,7 +30,8 @@ type guard struct {
 	principals                                     []string
 }
 
-var bodyLimits = map[string]bool{"flow": true}
+// bodyLimits are the x-body-limit classes: flow bodies, and the two upload caps (PRODUCT §2.1).
+var bodyLimits = map[string]bool{"flow": true, "media-image": true, "media-file": true}
 
 // rateLimits are the x-rate-limit classes (PRODUCT §2.3): "ai" ops count against
 // RATE_LIMIT_AI_PER_MINUTE instead of RATE_LIMIT_PER_MINUTE.

@@ -1513,6 +1513,156 @@ export interface paths {
         patch: operations["updateSettings"];
         trace?: never;
     };
+    "/media": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List media
+         * @description A page of uploaded media, newest first unless `sort` says otherwise. By default only the caller's
+         *     own uploads (`uploaded_by=me`); another uploader's id needs an admin role (403 otherwise). Media
+         *     are readable organisation-wide through `GET /media/{id}`.
+         */
+        get: operations["listMedia"];
+        put?: never;
+        /**
+         * Register a direct upload
+         * @description Registers a file the browser uploaded straight to Cloudinary with the parameters of
+         *     `GET /media/signature`. The server asks Cloudinary for the asset: it must exist, lie in the caller's
+         *     folder (`wataomi/<user_id>/`), be of an allowed type and within the size caps (422 otherwise, also
+         *     when the driver is not Cloudinary). A `public_id` already registered answers 409 `already-exists`.
+         */
+        post: operations["registerMedia"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/media/upload/image": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Upload an image
+         * @description Multipart upload of one image in the field `file`, streamed to storage. At most
+         *     `MEDIA_MAX_IMAGE_BYTES` (5 MiB): a larger file answers 413 as soon as the cap is passed, and
+         *     nothing is stored. The type is sniffed from the bytes (the client's `Content-Type` and file name are
+         *     ignored) and must be JPEG, PNG, GIF or WebP (415 otherwise). The client's file name is kept as
+         *     `filename` but never used as a storage path.
+         */
+        post: operations["uploadMediaImage"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/media/upload/file": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Upload a file
+         * @description Multipart upload of one file in the field `file`, streamed to storage. At most
+         *     `MEDIA_MAX_FILE_BYTES` (10 MiB; 413 as soon as the cap is passed, nothing stored). The type is
+         *     sniffed from the bytes and must be an image (JPEG, PNG, GIF, WebP), PDF, plain text, Markdown (`.md`),
+         *     CSV (`.csv`), audio (MPEG, Ogg, MP4), MP4 video, DOCX or XLSX; anything else, HTML above all, answers
+         *     415.
+         */
+        post: operations["uploadMediaFile"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/media/signature": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Sign a direct upload
+         * @description Signed parameters for a browser upload straight to Cloudinary into the caller's folder
+         *     `wataomi/<user_id>`: post them with the file to
+         *     `https://api.cloudinary.com/v1_1/<cloud_name>/auto/upload`, then register the result with
+         *     `POST /media`. The signature is valid for one hour. 422 when the media driver is not Cloudinary.
+         */
+        get: operations["getMediaSignature"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/media/files/{key}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Download a local media file
+         * @description The bytes of a file stored by the local driver (404 with any other driver, or for an unknown key),
+         *     with its sniffed `Content-Type`, `X-Content-Type-Options: nosniff`, and `Content-Disposition:
+         *     attachment` for anything but images. Public: the key (32 random bytes) is the capability.
+         */
+        get: operations["getMediaFile"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/media/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The media id. */
+                id: components["parameters"]["MediaID"];
+            };
+            cookie?: never;
+        };
+        /**
+         * Get a media item
+         * @description One media item. Media are readable organisation-wide (attachments are shared).
+         */
+        get: operations["getMedia"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete a media item
+         * @description Deletes the file from storage, then the row. Only the uploader or an admin may (403 otherwise).
+         *     Audited as `media.delete`. A storage that cannot be reached answers 503 and deletes nothing.
+         */
+        delete: operations["deleteMedia"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/metadata/tags": {
         parameters: {
             query?: never;
@@ -3782,6 +3932,129 @@ export interface components {
             expires_at: string;
         };
         /**
+         * @description An uploaded file. Every field is read-only.
+         * @example {
+         *       "id": 12,
+         *       "public_id": "wataomi/7/Q2x1c3RlcjEyMw",
+         *       "url": "http://localhost:8000/api/v1/media/files/kq3Vb3s0bXlzZWNyZXRrZXlfX18yOGJ5dGVzX2Jhc2U.png",
+         *       "secure_url": "http://localhost:8000/api/v1/media/files/kq3Vb3s0bXlzZWNyZXRrZXlfX18yOGJ5dGVzX2Jhc2U.png",
+         *       "resource_type": "image",
+         *       "format": "png",
+         *       "mime_type": "image/png",
+         *       "width": 640,
+         *       "height": 480,
+         *       "bytes": 48213,
+         *       "filename": "logo.png",
+         *       "uploaded_by": 7,
+         *       "created_at": "2026-03-01T09:30:00.000Z"
+         *     }
+         */
+        Media: {
+            /** Format: int64 */
+            id: number;
+            /** @description The storage's id, in the uploader's folder `wataomi/<user_id>/`. */
+            public_id: string;
+            /** @description Where the file is served (`{PUBLIC_BASE_URL}/api/v1/media/files/{key}` with the local driver). */
+            url: string;
+            /** @description The https URL of the file (the same as `url` with the local driver). */
+            secure_url: string;
+            resource_type: components["schemas"]["MediaResourceType"];
+            /** @description The file extension of the sniffed type (`png`, `pdf`, `docx`, …). */
+            format: string;
+            /** @description The type sniffed from the bytes, never the client's claim. */
+            mime_type: string;
+            /** @description Pixels, for images whose size could be read. */
+            width: number | null;
+            height: number | null;
+            /** Format: int64 */
+            bytes: number;
+            /** @description The client's file name, for display only (never a storage path). */
+            filename: string;
+            /** Format: int64 */
+            uploaded_by: number;
+            /** Format: date-time */
+            created_at: string;
+        };
+        /**
+         * @example {
+         *       "items": [
+         *         {
+         *           "id": 12,
+         *           "public_id": "wataomi/7/Q2x1c3RlcjEyMw",
+         *           "url": "https://res.cloudinary.com/demo/image/upload/v1/wataomi/7/Q2x1c3RlcjEyMw.png",
+         *           "secure_url": "https://res.cloudinary.com/demo/image/upload/v1/wataomi/7/Q2x1c3RlcjEyMw.png",
+         *           "resource_type": "image",
+         *           "format": "png",
+         *           "mime_type": "image/png",
+         *           "width": 640,
+         *           "height": 480,
+         *           "bytes": 48213,
+         *           "filename": "logo.png",
+         *           "uploaded_by": 7,
+         *           "created_at": "2026-03-01T09:30:00.000Z"
+         *         }
+         *       ],
+         *       "total": 1,
+         *       "page": 1,
+         *       "page_size": 25,
+         *       "total_pages": 1,
+         *       "has_next": false,
+         *       "has_prev": false
+         *     }
+         */
+        MediaPage: components["schemas"]["PageMeta"] & {
+            items: components["schemas"]["Media"][];
+        };
+        /**
+         * @example {
+         *       "public_id": "wataomi/7/invoice-march"
+         *     }
+         */
+        MediaRegister: {
+            /** @description The Cloudinary public id of the direct upload, in the caller's folder. */
+            public_id: string;
+        };
+        /**
+         * @description Cloudinary's resource type; audio counts as `video`, documents as `raw`.
+         * @enum {string}
+         */
+        MediaResourceType: "image" | "video" | "raw";
+        /**
+         * @example {
+         *       "signature": "bfd09f95f331f558cbd1320e67aa8d488770583e",
+         *       "timestamp": 1772357400,
+         *       "api_key": "123456789012345",
+         *       "cloud_name": "demo",
+         *       "folder": "wataomi/7"
+         *     }
+         */
+        MediaSignature: {
+            /** @description SHA-1 (hex) of the sorted parameters `folder` and `timestamp` followed by the API secret. */
+            signature: string;
+            /**
+             * Format: int64
+             * @description Unix seconds; Cloudinary refuses a signature older than one hour.
+             */
+            timestamp: number;
+            api_key: string;
+            cloud_name: string;
+            /** @description The caller's folder, `wataomi/<user_id>`. */
+            folder: string;
+        };
+        /**
+         * @description One file in the multipart field `file`.
+         * @example {
+         *       "file": "(binary)"
+         *     }
+         */
+        MediaUpload: {
+            /**
+             * Format: binary
+             * @description The file's bytes; its part's file name is kept for display.
+             */
+            file: string;
+        };
+        /**
          * @example {
          *       "tags": 8,
          *       "categories": 15,
@@ -4996,6 +5269,17 @@ export interface components {
                 "application/json": components["schemas"]["Flow"];
             };
         };
+        /** @description The stored media item. */
+        MediaCreated: {
+            headers: {
+                "X-Request-ID": components["headers"]["XRequestID"];
+                Location: components["headers"]["Location"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Media"];
+            };
+        };
         /** @description An error, as RFC 9457 problem details. */
         Problem: {
             headers: {
@@ -5072,6 +5356,8 @@ export interface components {
         ArchiveID: number;
         /** @description The template id. */
         TemplateID: number;
+        /** @description The media id. */
+        MediaID: number;
         /** @description The id of the flow whose agent config this is. */
         AgentConfigFlowID: number;
         /**
@@ -5212,6 +5498,12 @@ export type SchemaIntegrationVerifyResult = components['schemas']['IntegrationVe
 export type SchemaLoginUrl = components['schemas']['LoginURL'];
 export type SchemaMe = components['schemas']['Me'];
 export type SchemaMeAuth = components['schemas']['MeAuth'];
+export type SchemaMedia = components['schemas']['Media'];
+export type SchemaMediaPage = components['schemas']['MediaPage'];
+export type SchemaMediaRegister = components['schemas']['MediaRegister'];
+export type SchemaMediaResourceType = components['schemas']['MediaResourceType'];
+export type SchemaMediaSignature = components['schemas']['MediaSignature'];
+export type SchemaMediaUpload = components['schemas']['MediaUpload'];
 export type SchemaMetadataStats = components['schemas']['MetadataStats'];
 export type SchemaNodeError = components['schemas']['NodeError'];
 export type SchemaNodeExecution = components['schemas']['NodeExecution'];
@@ -5280,6 +5572,7 @@ export type ResponseApiTokenPage = components['responses']['ApiTokenPage'];
 export type ResponseSettings = components['responses']['Settings'];
 export type ResponseIntegration = components['responses']['Integration'];
 export type ResponseFlowWithETag = components['responses']['FlowWithETag'];
+export type ResponseMediaCreated = components['responses']['MediaCreated'];
 export type ResponseProblem = components['responses']['Problem'];
 export type ParameterPage = components['parameters']['Page'];
 export type ParameterPageSize = components['parameters']['PageSize'];
@@ -5301,6 +5594,7 @@ export type ParameterWaitMs = components['parameters']['WaitMS'];
 export type ParameterFlowVersionNumber = components['parameters']['FlowVersionNumber'];
 export type ParameterArchiveId = components['parameters']['ArchiveID'];
 export type ParameterTemplateId = components['parameters']['TemplateID'];
+export type ParameterMediaId = components['parameters']['MediaID'];
 export type ParameterAgentConfigFlowId = components['parameters']['AgentConfigFlowID'];
 export type ParameterStatsTimezone = components['parameters']['StatsTimezone'];
 export type ParameterStatsFrom = components['parameters']['StatsFrom'];
@@ -7474,6 +7768,215 @@ export interface operations {
         responses: {
             200: components["responses"]["Settings"];
             422: components["responses"]["Problem"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    listMedia: {
+        parameters: {
+            query?: {
+                /** @description The 1-based page number. */
+                page?: components["parameters"]["Page"];
+                /** @description Items per page. */
+                page_size?: components["parameters"]["PageSize"];
+                /** @description `me` (the default) or a user id (admins only). */
+                uploaded_by?: string;
+                /** @description Only media of this resource type. */
+                resource_type?: components["schemas"]["MediaResourceType"];
+                /** @description Sort keys, `-` for descending. Default `-created_at`. */
+                sort?: ("created_at" | "-created_at")[];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of media. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["XRequestID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MediaPage"];
+                };
+            };
+            403: components["responses"]["Problem"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    registerMedia: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MediaRegister"];
+            };
+        };
+        responses: {
+            /** @description The registered media item. */
+            201: {
+                headers: {
+                    "X-Request-ID": components["headers"]["XRequestID"];
+                    Location: components["headers"]["Location"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Media"];
+                };
+            };
+            409: components["responses"]["Problem"];
+            422: components["responses"]["Problem"];
+            503: components["responses"]["Problem"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    uploadMediaImage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": components["schemas"]["MediaUpload"];
+            };
+        };
+        responses: {
+            201: components["responses"]["MediaCreated"];
+            413: components["responses"]["Problem"];
+            415: components["responses"]["Problem"];
+            503: components["responses"]["Problem"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    uploadMediaFile: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": components["schemas"]["MediaUpload"];
+            };
+        };
+        responses: {
+            201: components["responses"]["MediaCreated"];
+            413: components["responses"]["Problem"];
+            415: components["responses"]["Problem"];
+            503: components["responses"]["Problem"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    getMediaSignature: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The signed upload parameters. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["XRequestID"];
+                    "Cache-Control": components["headers"]["CacheControl"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MediaSignature"];
+                };
+            };
+            422: components["responses"]["Problem"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    getMediaFile: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The file key from the media's `url`. */
+                key: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The file. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["XRequestID"];
+                    /** @description `attachment` (with the file name) for anything but images. */
+                    "Content-Disposition"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "*/*": unknown;
+                };
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
+    getMedia: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The media id. */
+                id: components["parameters"]["MediaID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The media item. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["XRequestID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Media"];
+                };
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
+    deleteMedia: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The media id. */
+                id: components["parameters"]["MediaID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted. */
+            204: {
+                headers: {
+                    "X-Request-ID": components["headers"]["XRequestID"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            403: components["responses"]["Problem"];
+            503: components["responses"]["Problem"];
             default: components["responses"]["Problem"];
         };
     };
