@@ -301,7 +301,7 @@ type flowSnap struct {
 
 // flowSnapshot is the flow as GET /flows/{id} shows it, plus the graph of its published version.
 func (s *Server) flowSnapshot(ctx context.Context, tx *gorm.DB, f *store.Flow) (store.JSON, error) {
-	full, err := s.flowFull(ctx, f)
+	full, err := s.flowFullIn(ctx, tx, f)
 	if err != nil {
 		return nil, err
 	}

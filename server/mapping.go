@@ -1,6 +1,8 @@
 package server
 
 import (
+	"gorm.io/gorm"
+
 	"context"
 	"encoding/json"
 	"fmt"
@@ -50,7 +52,13 @@ func hasUnpublishedChanges(f *store.Flow) bool {
 
 // flowFull maps a stored flow with its graph, tags and completeness report.
 func (s *Server) flowFull(ctx context.Context, f *store.Flow) (api.Flow, error) {
-	tags, err := store.FlowTags(ctx, s.deps.DB.DB, []int64{f.ID})
+	return s.flowFullIn(ctx, s.deps.DB.DB, f)
+}
+
+// flowFullIn is flowFull reading through db: inside a transaction pass the transaction (SQLite has one
+// connection, which the transaction holds).
+func (s *Server) flowFullIn(ctx context.Context, db *gorm.DB, f *store.Flow) (api.Flow, error) {
+	tags, err := store.FlowTags(ctx, db, []int64{f.ID})
 	if err != nil {
 		return api.Flow{}, err
 	}
