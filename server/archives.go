@@ -90,11 +90,7 @@ func (h *handlers) ListArchives(ctx context.Context, req api.ListArchivesRequest
 			f.ArchivedBy, _ = strconv.ParseInt(*prm.ArchivedBy, 10, 64) // the contract's pattern guarantees digits
 		}
 	}
-	if prm.Sort != nil {
-		for _, k := range *prm.Sort {
-			f.Sort = append(f.Sort, string(k))
-		}
-	}
+	f.Sort = sortKeys(prm.Sort)
 	rows, total, err := store.ListArchives(ctx, h.s.deps.DB.DB, v, f)
 	if err != nil {
 		return nil, err

@@ -227,20 +227,13 @@ func (h *handlers) ListFlows(ctx context.Context, req api.ListFlowsRequestObject
 	if prm.Search != nil {
 		f.Search = *prm.Search
 	}
-	if prm.Sort != nil {
-		for _, k := range *prm.Sort {
-			f.Sort = append(f.Sort, string(k))
-		}
-	}
+	f.Sort = sortKeys(prm.Sort)
 	db := h.s.deps.DB.DB
 	rows, total, err := store.ListFlows(ctx, db, v, f)
 	if err != nil {
 		return nil, err
 	}
-	ids := make([]int64, len(rows))
-	for i := range rows {
-		ids[i] = rows[i].ID
-	}
+	ids := rowIDs(rows, func(r *store.Flow) int64 { return r.ID })
 	tags, err := store.FlowTags(ctx, db, ids)
 	if err != nil {
 		return nil, err

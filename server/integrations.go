@@ -157,11 +157,7 @@ func (h *handlers) ListIntegrations(ctx context.Context, req api.ListIntegration
 	if prm.Provider != nil {
 		f.Provider = string(*prm.Provider)
 	}
-	if prm.Sort != nil {
-		for _, k := range *prm.Sort {
-			f.Sort = append(f.Sort, string(k))
-		}
-	}
+	f.Sort = sortKeys(prm.Sort)
 	rows, total, err := store.ListIntegrations(ctx, h.s.deps.DB.DB, f)
 	if err != nil {
 		return nil, err

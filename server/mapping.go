@@ -114,3 +114,24 @@ func (s *Server) flowWebhookURL(f *store.Flow) nullable.Nullable[string] {
 	}
 	return nullable.NewNullableWithValue(s.webhookURL(*f.WebhookKey))
 }
+
+// sortKeys turns a list's validated sort parameter (an enum of signed keys) into the store's keys.
+func sortKeys[K ~string](sort *[]K) []string {
+	if sort == nil {
+		return nil
+	}
+	out := make([]string, len(*sort))
+	for i, k := range *sort {
+		out[i] = string(k)
+	}
+	return out
+}
+
+// rowIDs lists the ids of a page of rows, for the one query that loads their related data.
+func rowIDs[T any](rows []T, id func(*T) int64) []int64 {
+	out := make([]int64, len(rows))
+	for i := range rows {
+		out[i] = id(&rows[i])
+	}
+	return out
+}

@@ -226,11 +226,7 @@ func (h *handlers) ListMedia(ctx context.Context, req api.ListMediaRequestObject
 	if prm.ResourceType != nil {
 		f.ResourceType = string(*prm.ResourceType)
 	}
-	if prm.Sort != nil {
-		for _, k := range *prm.Sort {
-			f.Sort = append(f.Sort, string(k))
-		}
-	}
+	f.Sort = sortKeys(prm.Sort)
 	rows, total, err := store.ListMedia(ctx, h.s.deps.DB.DB, f)
 	if err != nil {
 		return nil, err

@@ -78,11 +78,7 @@ func (h *handlers) ListTags(ctx context.Context, req api.ListTagsRequestObject) 
 	if prm.Search != nil {
 		f.Search = *prm.Search
 	}
-	if prm.Sort != nil {
-		for _, k := range *prm.Sort {
-			f.Sort = append(f.Sort, string(k))
-		}
-	}
+	f.Sort = sortKeys(prm.Sort)
 	rows, total, err := store.ListTags(ctx, h.s.deps.DB.DB, f)
 	if err != nil {
 		return nil, err
@@ -312,20 +308,13 @@ func (h *handlers) ListCategories(ctx context.Context, req api.ListCategoriesReq
 			f.ParentID = &id
 		}
 	}
-	if prm.Sort != nil {
-		for _, k := range *prm.Sort {
-			f.Sort = append(f.Sort, string(k))
-		}
-	}
+	f.Sort = sortKeys(prm.Sort)
 	db := h.s.deps.DB.DB
 	rows, total, err := store.ListCategories(ctx, db, f)
 	if err != nil {
 		return nil, err
 	}
-	ids := make([]int64, len(rows))
-	for i := range rows {
-		ids[i] = rows[i].ID
-	}
+	ids := rowIDs(rows, func(r *store.Category) int64 { return r.ID })
 	usage, err := store.CategoryUsage(ctx, db, ids)
 	if err != nil {
 		return nil, err

@@ -61,10 +61,7 @@ func (h *handlers) ListTeams(ctx context.Context, req api.ListTeamsRequestObject
 	if err != nil {
 		return nil, err
 	}
-	ids := make([]int64, len(rows))
-	for i := range rows {
-		ids[i] = rows[i].ID
-	}
+	ids := rowIDs(rows, func(r *store.Team) int64 { return r.ID })
 	counts, err := store.MemberCounts(ctx, db, ids)
 	if err != nil {
 		return nil, err

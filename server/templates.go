@@ -104,20 +104,13 @@ func (h *handlers) ListTemplates(ctx context.Context, req api.ListTemplatesReque
 	if prm.Search != nil {
 		f.Search = *prm.Search
 	}
-	if prm.Sort != nil {
-		for _, k := range *prm.Sort {
-			f.Sort = append(f.Sort, string(k))
-		}
-	}
+	f.Sort = sortKeys(prm.Sort)
 	db := h.s.deps.DB.DB
 	rows, total, err := store.ListTemplates(ctx, db, f)
 	if err != nil {
 		return nil, err
 	}
-	ids := make([]int64, len(rows))
-	for i := range rows {
-		ids[i] = rows[i].ID
-	}
+	ids := rowIDs(rows, func(r *store.Template) int64 { return r.ID })
 	tags, err := store.TemplateTags(ctx, db, ids)
 	if err != nil {
 		return nil, err

@@ -64,20 +64,13 @@ func (h *handlers) ListUsers(ctx context.Context, req api.ListUsersRequestObject
 	if prm.Search != nil {
 		f.Search = *prm.Search
 	}
-	if prm.Sort != nil {
-		for _, k := range *prm.Sort {
-			f.Sort = append(f.Sort, string(k))
-		}
-	}
+	f.Sort = sortKeys(prm.Sort)
 	db := h.s.deps.DB.DB
 	rows, total, err := store.ListUsers(ctx, db, f)
 	if err != nil {
 		return nil, err
 	}
-	ids := make([]int64, len(rows))
-	for i := range rows {
-		ids[i] = rows[i].ID
-	}
+	ids := rowIDs(rows, func(r *store.User) int64 { return r.ID })
 	teams, err := store.TeamIDsOf(ctx, db, ids)
 	if err != nil {
 		return nil, err
@@ -101,10 +94,7 @@ func (h *handlers) ListUserDirectory(ctx context.Context, req api.ListUserDirect
 	if err != nil {
 		return nil, err
 	}
-	ids := make([]int64, len(rows))
-	for i := range rows {
-		ids[i] = rows[i].ID
-	}
+	ids := rowIDs(rows, func(r *store.User) int64 { return r.ID })
 	teams, err := store.TeamIDsOf(ctx, db, ids)
 	if err != nil {
 		return nil, err
