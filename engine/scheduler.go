@@ -3,8 +3,6 @@ package engine
 import (
 	"context"
 	"encoding/json"
-	"fmt"
-	"strings"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -16,27 +14,23 @@ import (
 	"github.com/wataomi/wataomi/store"
 )
 
-var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
-
 // Schedule is a parsed trigger-schedule.
 type Schedule struct {
 	sched cron.Schedule
 	loc   *time.Location
 }
 
-// ParseSchedule parses a 5-field cron (or @hourly, @daily, @weekly, @monthly) in an IANA zone.
+// ParseSchedule parses a trigger-schedule in an IANA zone ("" is UTC) with the
+// same rules as graph validation (flow.ParseSchedule).
 func ParseSchedule(spec, tz string) (*Schedule, error) {
-	if strings.HasPrefix(strings.TrimSpace(spec), "@every") {
-		return nil, fmt.Errorf("@every is not supported")
-	}
-	s, err := cronParser.Parse(spec)
-	if err != nil {
-		return nil, err
-	}
 	if tz == "" {
 		tz = "UTC"
 	}
 	loc, err := time.LoadLocation(tz)
+	if err != nil {
+		return nil, err
+	}
+	s, err := flow.ParseSchedule(spec, loc)
 	if err != nil {
 		return nil, err
 	}
