@@ -687,3 +687,39 @@ func TestFlowWebhookRateLimitPerKey(t *testing.T) {
 		t.Fatalf("other key: %d", r.StatusCode)
 	}
 }
+
+// Publishing a flow with trigger-schedule arms it: Flow.next_run_at is its next fire time; unpublishing disarms.
+func TestFlowScheduleNextRunAt(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+	_, tok := e.User(rbac.Editor)
+	g := `{"nodes":[{"id":"s1","type":"custom","position":{"x":0,"y":0},"data":{"type":"trigger-schedule","config":{"schedule":"*/5 * * * *","timezone":"UTC"}}},` +
+		`{"id":"r1","type":"custom","position":{"x":1,"y":0},"data":{"type":"response-data","config":{}}}],` +
+		`"edges":[{"id":"e1","source":"s1","target":"r1"}]}`
+	f := flCreate(t, e, tok, api.FlowCreate{Name: "Every five", Data: flGraph(t, g)})
+	if !f.NextRunAt.IsNull() {
+		t.Fatal("a draft has next_run_at")
+	}
+	before := time.Now().UTC()
+	pub := flPublish(t, e, tok, f.Id, nil)
+	next, err := pub.NextRunAt.Get()
+	if err != nil {
+		t.Fatalf("published schedule has no next_run_at: %v", err)
+	}
+	at := next.Time
+	if !at.After(before) || at.After(before.Add(5*time.Minute+time.Second)) || at.Minute()%5 != 0 || at.Second() != 0 {
+		t.Fatalf("next_run_at = %s (now %s)", at, before)
+	}
+	if got := flGet(t, e, tok, f.Id); got.NextRunAt.IsNull() {
+		t.Fatal("GET lost next_run_at")
+	}
+	r, b := e.Do(http.MethodPost, flPath(f.Id, "/unpublish"), tok, "", nil)
+	if r.StatusCode != http.StatusOK || !strings.Contains(string(b), `"next_run_at":null`) {
+		t.Fatalf("unpublish: %d %s", r.StatusCode, b)
+	}
+	var n int64
+	e.DB.Model(&store.FlowSchedule{}).Where("flow_id = ?", f.Id).Count(&n)
+	if n != 0 {
+		t.Fatal("unpublishing left the schedule armed")
+	}
+}

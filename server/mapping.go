@@ -70,13 +70,25 @@ func (s *Server) flowFullIn(ctx context.Context, db *gorm.DB, f *store.Flow) (ap
 	if err != nil {
 		return api.Flow{}, err
 	}
+	next := nullable.NewNullNullable[apitime.Time]()
+	if f.Status == "published" {
+		// Only a published flow can have an armed schedule: drafts cost no query.
+		var fs store.FlowSchedule
+		res := db.WithContext(ctx).Where("flow_id = ?", f.ID).Limit(1).Find(&fs)
+		if res.Error != nil {
+			return api.Flow{}, res.Error
+		}
+		if res.RowsAffected == 1 {
+			next = nullable.NewNullableWithValue(apitime.From(fs.NextRunAt))
+		}
+	}
 	sum := flowSummary(f, tags[f.ID])
 	return api.Flow{
 		Id: sum.Id, Name: sum.Name, Description: sum.Description, Status: sum.Status, Visibility: sum.Visibility,
 		TeamId: sum.TeamId, OwnerId: sum.OwnerId, Revision: sum.Revision, Version: sum.Version,
 		PublishedVersion: sum.PublishedVersion, HasUnpublishedChanges: sum.HasUnpublishedChanges,
 		NodeCount: sum.NodeCount, ArchivedAt: sum.ArchivedAt, TemplateId: sum.TemplateId, CategoryId: sum.CategoryId, Tags: sum.Tags, CreatedAt: sum.CreatedAt, UpdatedAt: sum.UpdatedAt,
-		Data: g, Validation: validationOf(issues), WebhookUrl: s.flowWebhookURL(f),
+		Data: g, Validation: validationOf(issues), WebhookUrl: s.flowWebhookURL(f), NextRunAt: next,
 	}, nil
 }
 

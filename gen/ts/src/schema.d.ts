@@ -3061,7 +3061,8 @@ export interface components {
          *         "valid": true,
          *         "issues": []
          *       },
-         *       "webhook_url": null
+         *       "webhook_url": null,
+         *       "next_run_at": null
          *     }
          */
         Flow: {
@@ -3104,6 +3105,11 @@ export interface components {
              *     trigger creates one; `POST /flows/{id}/webhook-key` rotates it); null otherwise.
              */
             webhook_url: string | null;
+            /**
+             * Format: date-time
+             * @description When the published `trigger-schedule` fires next; null when no schedule is armed.
+             */
+            next_run_at: string | null;
         };
         /**
          * @description Why the flow is archived; kept on the archive record.
