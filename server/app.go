@@ -19,6 +19,7 @@ import (
 	"github.com/wataomi/wataomi/auth"
 	"github.com/wataomi/wataomi/config"
 	"github.com/wataomi/wataomi/engine"
+	"github.com/wataomi/wataomi/integration"
 	"github.com/wataomi/wataomi/flow"
 	"github.com/wataomi/wataomi/gen/api"
 	"github.com/wataomi/wataomi/media"
@@ -89,12 +90,14 @@ func New(d Deps) (*Server, error) {
 			d.Idempotency = idempotency.NewRedis(d.Redis)
 		}
 	}
-	if oa.idem, err = newIdempotencyKeeper(d.Idempotency, d.Config.SecretKey, d.Config.IdempotencyTTL(), d.Logger); err != nil {
+	ring, err := integration.KeyringFromConfig(d.Config)
+	if err != nil {
 		return nil, err
 	}
+	oa.idem = newIdempotencyKeeper(d.Idempotency, ring, d.Config.IdempotencyTTL(), d.Logger)
 	s := &Server{deps: d, oa: oa, limits: flow.Limits{MaxNodes: d.Config.FlowMaxNodes, MaxEdges: d.Config.FlowMaxEdges, MaxBytes: int(d.Config.FlowMaxBytes)}}
 	oa.denied = s.auditDenied
-	if s.integ, err = newIntegrations(d.Config); err != nil {
+	if s.integ, err = newIntegrations(d.Config, ring); err != nil {
 		return nil, err
 	}
 	if s.media, err = newMediaStorage(d.Config); err != nil {

@@ -3,11 +3,6 @@ package server
 import (
 	"bytes"
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/hmac"
-	"crypto/rand"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +12,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/wataomi/wataomi/secretbox"
 	"github.com/wataomi/wataomi/server/httpx"
 	"github.com/wataomi/wataomi/server/idempotency"
 )
@@ -39,27 +35,17 @@ type idempotencyKeeper struct {
 	store   idempotency.Store
 	ttl     time.Duration // IDEMPOTENCY_TTL_HOURS
 	lockTTL time.Duration
-	// seal encrypts kept answers: they can hold secrets shown once (a new API token), and the store
-	// (Redis) must not become a second place to read them from.
-	seal cipher.AEAD
+	// ring encrypts kept answers (the secrets at rest keyring, ENCRYPTION_KEY): they can hold secrets
+	// shown once (a new API token), and the store (Redis) must not become a second place to read them.
+	ring *secretbox.Keyring
 	log  *slog.Logger
 	// beforeRun, when set, is called once the key is claimed and before the handler runs (tests
 	// hold a request there to observe 409 idempotency-in-progress).
 	beforeRun func(ctx context.Context)
 }
 
-func newIdempotencyKeeper(store idempotency.Store, secret []byte, ttl time.Duration, log *slog.Logger) (*idempotencyKeeper, error) {
-	mac := hmac.New(sha256.New, secret)
-	mac.Write([]byte("wataomi idempotency v1"))
-	block, err := aes.NewCipher(mac.Sum(nil))
-	if err != nil {
-		return nil, err
-	}
-	seal, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, err
-	}
-	return &idempotencyKeeper{store: store, ttl: ttl, lockTTL: idempotencyLockTTL, seal: seal, log: log}, nil
+func newIdempotencyKeeper(store idempotency.Store, ring *secretbox.Keyring, ttl time.Duration, log *slog.Logger) *idempotencyKeeper {
+	return &idempotencyKeeper{store: store, ttl: ttl, lockTTL: idempotencyLockTTL, ring: ring, log: log}
 }
 
 // run answers a request that carries an Idempotency-Key. It is called by the OpenAPI filter after
@@ -165,26 +151,21 @@ func (k *idempotencyKeeper) sealResponse(scope string, r storedResponse) ([]byte
 	if err != nil {
 		return nil, err
 	}
-	nonce := make([]byte, k.seal.NonceSize())
-	if _, err := rand.Read(nonce); err != nil {
-		return nil, err
-	}
-	return k.seal.Seal(nonce, nonce, plain, []byte(scope)), nil
+	sealed, err := k.ring.Seal(plain, idempotencyAAD(scope))
+	return []byte(sealed), err
 }
 
 func (k *idempotencyKeeper) openResponse(scope string, data []byte) (storedResponse, error) {
 	var r storedResponse
-	n := k.seal.NonceSize()
-	if len(data) < n {
-		return r, errors.New("record too short")
-	}
-	plain, err := k.seal.Open(nil, data[:n], data[n:], []byte(scope))
+	plain, err := k.ring.Open(string(data), idempotencyAAD(scope))
 	if err != nil {
 		return r, err
 	}
 	err = json.Unmarshal(plain, &r)
 	return r, err
 }
+
+func idempotencyAAD(scope string) string { return "idempotency:" + scope }
 
 // captureWriter copies what the handler writes, for keeping.
 type captureWriter struct {

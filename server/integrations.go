@@ -17,6 +17,7 @@ import (
 	"github.com/wataomi/wataomi/integration"
 	"github.com/wataomi/wataomi/netguard"
 	"github.com/wataomi/wataomi/openapi/apitime"
+	"github.com/wataomi/wataomi/secretbox"
 	"github.com/wataomi/wataomi/server/httpx"
 	"github.com/wataomi/wataomi/store"
 )
@@ -30,11 +31,7 @@ type integrations struct {
 	webhookBase string
 }
 
-func newIntegrations(cfg *config.Config) (*integrations, error) {
-	ring, err := integration.KeyringFromConfig(cfg)
-	if err != nil {
-		return nil, err
-	}
+func newIntegrations(cfg *config.Config, ring *secretbox.Keyring) (*integrations, error) {
 	// An openai_compatible base_url comes from an integration, so its check goes through the SSRF
 	// guard; redirects are not followed, so a key never travels on to another host.
 	guard, err := netguard.New(netguard.Options{AllowedHosts: cfg.HTTPAllowedHosts, BlockPrivate: cfg.HTTPBlockPrivateNetworks, MaxRedirects: -1})
