@@ -402,7 +402,8 @@ func runResponse(_ context.Context, _ *Executor, _ *State, _ *node, cfg map[stri
 // aiSettings applies the precedence of PRODUCT §6.3 ai-chat: node config, then
 // the agent config, then (for the model) settings and AI_DEFAULT_MODEL, then
 // the node type's default. provider limits models to one provider ("" = any).
-func aiSettings(ctx context.Context, x *Executor, st *State, n *node, cfg map[string]any, provider, fallbackModel string) (ai.Request, error) {
+func aiSettings(ctx context.Context, x *Executor, st *State, n *node, cfg map[string]any) (ai.Request, error) {
+	provider, fallbackModel := modelRules(n)
 	var req ai.Request
 	var agent *AgentDefaults
 	if x.Services != nil && x.Services.Agent != nil {
@@ -465,14 +466,17 @@ func defaultOf(n *node, prop string) any {
 	return nil
 }
 
-func providerOf(typ string) (provider, model string) {
-	switch typ {
-	case "ai-gemini":
-		return "gemini", "gemini-2.5-flash"
-	case "ai-openai":
-		return "openai", "gpt-4o"
+// modelRules reads the node type's model property in the registry: its options source names the
+// provider the model must belong to ("ai-models:gemini"; "ai-models" is any) and its default is the
+// last step of the precedence chain.
+func modelRules(n *node) (provider, fallback string) {
+	for _, p := range n.Def.Properties {
+		if p.Name == "model" {
+			fallback, _ = p.Default.(string)
+			_, provider, _ = strings.Cut(p.OptionsSource, ":")
+		}
 	}
-	return "", "gemini-2.5-flash"
+	return provider, fallback
 }
 
 func (x *Executor) chat(ctx context.Context, req ai.Request) (*ai.Response, error) {
@@ -494,8 +498,7 @@ func aiOutput(resp *ai.Response) map[string]any {
 }
 
 func runAIChat(ctx context.Context, x *Executor, st *State, n *node, cfg map[string]any) (result, error) {
-	provider, model := providerOf(n.Type)
-	req, err := aiSettings(ctx, x, st, n, cfg, provider, model)
+	req, err := aiSettings(ctx, x, st, n, cfg)
 	if err != nil {
 		return result{}, err
 	}
@@ -510,7 +513,7 @@ func runAIChat(ctx context.Context, x *Executor, st *State, n *node, cfg map[str
 }
 
 func runAIContentWriter(ctx context.Context, x *Executor, st *State, n *node, cfg map[string]any) (result, error) {
-	req, err := aiSettings(ctx, x, st, n, cfg, "", "gemini-2.5-flash")
+	req, err := aiSettings(ctx, x, st, n, cfg)
 	if err != nil {
 		return result{}, err
 	}
@@ -532,7 +535,7 @@ func runAIContentWriter(ctx context.Context, x *Executor, st *State, n *node, cf
 }
 
 func runAIClassify(ctx context.Context, x *Executor, st *State, n *node, cfg map[string]any) (result, error) {
-	req, err := aiSettings(ctx, x, st, n, cfg, "", "gemini-2.5-flash")
+	req, err := aiSettings(ctx, x, st, n, cfg)
 	if err != nil {
 		return result{}, err
 	}
