@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/wataomi/wataomi/engine"
+	"github.com/wataomi/wataomi/flow"
 	"github.com/wataomi/wataomi/gen/api"
 	"github.com/wataomi/wataomi/openapi/apitime"
 	"github.com/wataomi/wataomi/server/httpx"
@@ -338,7 +340,7 @@ func (h *handlers) ListExecutions(ctx context.Context, req api.ListExecutionsReq
 			st[i] = string(s)
 		}
 		q = q.Where("status IN ?", st)
-		norm = append(norm, "status="+strings.Join(sortedCopy(st), ","))
+		norm = append(norm, "status="+strings.Join(slices.Sorted(slices.Values(st)), ","))
 	}
 	if prm.Mode != nil {
 		q = q.Where("mode = ?", string(*prm.Mode))
@@ -390,16 +392,6 @@ func (h *handlers) ListExecutions(ctx context.Context, req api.ListExecutionsReq
 		out.NextCursor = nullable.NewNullableWithValue(encodeCursor(rows[len(rows)-1].ID, filters))
 	}
 	return api.ListExecutions200JSONResponse{Body: out}, nil
-}
-
-func sortedCopy(s []string) []string {
-	c := append([]string(nil), s...)
-	for i := 1; i < len(c); i++ {
-		for j := i; j > 0 && c[j] < c[j-1]; j-- {
-			c[j], c[j-1] = c[j-1], c[j]
-		}
-	}
-	return c
 }
 
 func (h *handlers) GetExecution(ctx context.Context, req api.GetExecutionRequestObject) (api.GetExecutionResponseObject, error) {
@@ -553,18 +545,12 @@ func (s *Server) webhookURL(key string) string {
 }
 
 func graphHasType(graph []byte, typ string) bool {
-	var g struct {
-		Nodes []struct {
-			Data struct {
-				Type string `json:"type"`
-			} `json:"data"`
-		} `json:"nodes"`
-	}
-	if json.Unmarshal(graph, &g) != nil {
+	g, err := flow.Parse(graph)
+	if err != nil {
 		return false
 	}
 	for _, n := range g.Nodes {
-		if n.Data.Type == typ {
+		if flow.NodeTypeOf(n) == typ {
 			return true
 		}
 	}
