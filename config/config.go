@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/spf13/viper"
+
+	"github.com/wataomi/wataomi/netguard"
 )
 
 // The values APP_ENV accepts.
@@ -759,8 +761,8 @@ func (c *Config) finish(v *viper.Viper, workDir string, problems *[]error, warni
 		bad("HTTP_BLOCK_PRIVATE_NETWORKS", "false is refused in production")
 	}
 	for _, h := range c.HTTPAllowedHosts {
-		if strings.TrimSpace(h) == "" || strings.ContainsAny(h, " /:") && !isCIDR(h) {
-			bad("HTTP_ALLOWED_HOSTS", "%q is neither a host name nor a CIDR", h)
+		if netguard.CheckAllowedHost(h) != nil {
+			bad("HTTP_ALLOWED_HOSTS", "%q is neither a host name, an address nor a CIDR", h)
 		}
 	}
 	if c.RedisURL != "" {
@@ -951,11 +953,6 @@ func (c *Config) DatabaseDSN() string { return c.dbDSN }
 
 // Warnings are the non-fatal findings of Load, for the server to log.
 func (c *Config) Warnings() []string { return slices.Clone(c.warnings) }
-
-func isCIDR(s string) bool {
-	_, err := netip.ParsePrefix(s)
-	return err == nil
-}
 
 // AIRequestTimeout is AI_REQUEST_TIMEOUT_SECONDS.
 func (c *Config) AIRequestTimeout() time.Duration {

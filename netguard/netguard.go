@@ -115,6 +115,12 @@ func New(opts Options) (*Guard, error) {
 	return g, nil
 }
 
+// CheckAllowedHost reports whether entry is a valid AllowedHosts entry (a host name, an IP or a CIDR),
+// the rule New applies; configuration checks use it.
+func CheckAllowedHost(entry string) error {
+	return (&Guard{names: map[string]bool{}}).allow(entry)
+}
+
 func (g *Guard) allow(raw string) error {
 	entry := strings.TrimSpace(raw)
 	switch {
