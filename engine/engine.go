@@ -380,13 +380,20 @@ func (e *Engine) Run(ctx context.Context, id int64) error { return e.run(ctx, id
 // by its timer job (job_id): another job of the run delivered meanwhile (River
 // rescues a job whose completion was lost in a crash) would end the wait early.
 func (e *Engine) run(ctx context.Context, id, jobID int64) error {
-	var ex store.Execution
-	if err := e.db.WithContext(ctx).First(&ex, id).Error; err != nil {
+	// The run with its flow's name (the `flow` template root), in one read.
+	var row struct {
+		store.Execution `gorm:"embedded"`
+		FlowName        string `gorm:"column:flow_name"`
+	}
+	err := e.db.WithContext(ctx).Model(&store.Execution{}).Select("executions.*, flows.name AS flow_name").
+		Joins("JOIN flows ON flows.id = executions.flow_id").Where("executions.id = ?", id).Take(&row).Error
+	if err != nil {
 		if errors.Is(err, gorm.ErrRecordNotFound) {
 			return nil // deleted meanwhile
 		}
 		return err
 	}
+	ex := row.Execution
 	if store.IsTerminal(ex.Status) {
 		return nil
 	}
@@ -423,7 +430,7 @@ func (e *Engine) run(ctx context.Context, id, jobID int64) error {
 	if ex.StartedAt != nil {
 		started = *ex.StartedAt
 	}
-	st := NewState(plan, RunInfo{ExecutionID: ex.ID, Mode: ex.Mode, FlowID: ex.FlowID, FlowName: e.flowName(ctx, ex.FlowID),
+	st := NewState(plan, RunInfo{ExecutionID: ex.ID, Mode: ex.Mode, FlowID: ex.FlowID, FlowName: row.FlowName,
 		StartedAt: started, QueuedAt: ex.QueuedAt, TriggeredBy: ex.TriggeredBy, Input: input, ConversationID: ex.ConversationID}, records)
 
 	remaining := e.cfg.MaxRunTime - time.Duration(ex.RunMS)*time.Millisecond
@@ -454,12 +461,6 @@ func (e *Engine) run(ctx context.Context, id, jobID int64) error {
 	default:
 		return sink.finish(context.WithoutCancel(ctx), out, used)
 	}
-}
-
-func (e *Engine) flowName(ctx context.Context, flowID int64) string {
-	var name string
-	e.db.WithContext(ctx).Model(&store.Flow{}).Where("id = ?", flowID).Select("name").Scan(&name)
-	return name
 }
 
 func decodeJSON(b []byte, v any) error {
