@@ -329,10 +329,10 @@ func (h *handlers) ListExecutions(ctx context.Context, req api.ListExecutionsReq
 	q := h.s.deps.DB.WithContext(ctx).Model(&store.Execution{}).
 		Where("flow_id IN (?)", h.s.deps.DB.Model(&store.Flow{}).Select("flows.id").Scopes(store.ScopeVisible("flows", v)))
 	prm := req.Params
-	var norm []string
+	norm := map[string]string{}
 	if prm.FlowId != nil {
 		q = q.Where("flow_id = ?", *prm.FlowId)
-		norm = append(norm, fmt.Sprintf("flow_id=%d", *prm.FlowId))
+		norm["flow_id"] = strconv.FormatInt(*prm.FlowId, 10)
 	}
 	if prm.Status != nil && len(*prm.Status) > 0 {
 		st := make([]string, len(*prm.Status))
@@ -340,11 +340,11 @@ func (h *handlers) ListExecutions(ctx context.Context, req api.ListExecutionsReq
 			st[i] = string(s)
 		}
 		q = q.Where("status IN ?", st)
-		norm = append(norm, "status="+strings.Join(slices.Sorted(slices.Values(st)), ","))
+		norm["status"] = strings.Join(slices.Sorted(slices.Values(st)), ",")
 	}
 	if prm.Mode != nil {
 		q = q.Where("mode = ?", string(*prm.Mode))
-		norm = append(norm, "mode="+string(*prm.Mode))
+		norm["mode"] = string(*prm.Mode)
 	}
 	if prm.TriggeredBy != nil {
 		id := p.UserID
@@ -352,17 +352,17 @@ func (h *handlers) ListExecutions(ctx context.Context, req api.ListExecutionsReq
 			id, _ = strconv.ParseInt(*prm.TriggeredBy, 10, 64)
 		}
 		q = q.Where("triggered_by = ?", id)
-		norm = append(norm, fmt.Sprintf("triggered_by=%d", id))
+		norm["triggered_by"] = strconv.FormatInt(id, 10)
 	}
 	if prm.From != nil {
 		q = q.Where("queued_at >= ?", prm.From.UTC())
-		norm = append(norm, "from="+prm.From.UTC().Format(time.RFC3339Nano))
+		norm["from"] = prm.From.UTC().Format(time.RFC3339Nano)
 	}
 	if prm.To != nil {
 		q = q.Where("queued_at < ?", prm.To.UTC())
-		norm = append(norm, "to="+prm.To.UTC().Format(time.RFC3339Nano))
+		norm["to"] = prm.To.UTC().Format(time.RFC3339Nano)
 	}
-	filters := strings.Join(norm, "&") + "|-id"
+	filters := cursorFilters("-id", norm)
 	after, err := decodeCursor((*string)(prm.Cursor), filters)
 	if err != nil {
 		return nil, err
