@@ -266,9 +266,7 @@ func (env *dbEnv) cancel(e *Engine, id int64) CancelResult {
 	ctx := context.Background()
 	ex := env.exec(id)
 	var res CancelResult
-	var txRef *gorm.DB
 	err := env.db.Tx(ctx, func(tx *gorm.DB) error {
-		txRef = tx
 		r, err := e.Cancel(ctx, tx, &ex)
 		res = r
 		return err
@@ -276,7 +274,7 @@ func (env *dbEnv) cancel(e *Engine, id int64) CancelResult {
 	if err != nil {
 		env.t.Fatalf("Cancel: %v", err)
 	}
-	e.AfterCancel(ctx, txRef, id, res)
+	e.AfterCancel(ctx, id, res)
 	return res
 }
 

@@ -347,16 +347,14 @@ func TestCancelTerminalGuard(t *testing.T) {
 				stale := before
 				stale.Status = seen
 				var res CancelResult
-				var txRef *gorm.DB
 				if err := env.db.Tx(ctx, func(tx *gorm.DB) error {
-					txRef = tx
 					var err error
 					res, err = e.Cancel(ctx, tx, &stale)
 					return err
 				}); err != nil {
 					t.Fatalf("Cancel: %v", err)
 				}
-				e.AfterCancel(ctx, txRef, id, res)
+				e.AfterCancel(ctx, id, res)
 				if res != CancelTerminal {
 					t.Errorf("Cancel = %v, want CancelTerminal", res)
 				}

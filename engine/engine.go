@@ -298,7 +298,6 @@ func (e *Engine) Cancel(ctx context.Context, tx *gorm.DB, ex *store.Execution) (
 			if err := tx.WithContext(ctx).Create(&ev.row).Error; err != nil {
 				return 0, err
 			}
-			tx.Statement.Settings.Store("engine:published", ev.event)
 			return CancelDone, nil
 		}
 		// It started meanwhile: signal it.
@@ -317,14 +316,18 @@ func (e *Engine) Cancel(ctx context.Context, tx *gorm.DB, ex *store.Execution) (
 	return CancelTerminal, nil
 }
 
-// AfterCancel publishes what Cancel decided once its transaction committed.
-func (e *Engine) AfterCancel(ctx context.Context, tx *gorm.DB, id int64, r CancelResult) {
+// AfterCancel publishes what Cancel decided once its transaction committed: the
+// signal to the running worker, or the terminal event Cancel wrote.
+func (e *Engine) AfterCancel(ctx context.Context, id int64, r CancelResult) {
 	switch r {
 	case CancelSignalled:
 		e.bus.SignalCancel(ctx, id)
 	case CancelDone:
-		if v, ok := tx.Statement.Settings.Load("engine:published"); ok {
-			e.bus.Publish(ctx, id, []Event{v.(Event)})
+		var row store.ExecutionEvent
+		err := e.db.WithContext(ctx).Where("execution_id = ? AND event = ?", id, "execution."+store.ExecCancelled).
+			Order("seq DESC").Take(&row).Error
+		if err == nil {
+			e.bus.Publish(ctx, id, []Event{{ExecutionID: id, Seq: row.Seq, Name: row.Event, Data: json.RawMessage(row.Data)}})
 		}
 	}
 }

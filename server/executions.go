@@ -431,9 +431,7 @@ func (h *handlers) CancelExecution(ctx context.Context, req api.CancelExecutionR
 		return nil, conflict("invalid-state", "The run has already ended ("+ex.Status+").")
 	}
 	var res engine.CancelResult
-	var txRef *gorm.DB
 	err = h.s.deps.DB.Tx(ctx, func(tx *gorm.DB) error {
-		txRef = tx
 		r, err := h.s.deps.Engine.Cancel(ctx, tx, ex)
 		if err != nil {
 			return err
@@ -451,7 +449,7 @@ func (h *handlers) CancelExecution(ctx context.Context, req api.CancelExecutionR
 	if res == engine.CancelTerminal {
 		return nil, conflict("invalid-state", "The run has already ended.")
 	}
-	h.s.deps.Engine.AfterCancel(ctx, txRef, ex.ID, res)
+	h.s.deps.Engine.AfterCancel(ctx, ex.ID, res)
 	cur, err := h.s.reload(ctx, ex.ID)
 	if err != nil {
 		return nil, err
