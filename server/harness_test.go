@@ -27,6 +27,7 @@ import (
 	"github.com/wataomi/wataomi/config"
 	"github.com/wataomi/wataomi/gen/api"
 	"github.com/wataomi/wataomi/rbac"
+	"github.com/wataomi/wataomi/server/idempotency"
 	"github.com/wataomi/wataomi/store"
 	"github.com/wataomi/wataomi/store/storetest"
 )
@@ -82,6 +83,7 @@ func newTestEnv(t *testing.T, extraEnv ...map[string]string) *testEnv {
 	}
 	var rdb *redis.Client
 	shared := auth.NewMemoryShared()
+	var idem idempotency.Store // nil: in-process, chosen by New
 	if url := os.Getenv("TEST_REDIS_URL"); url != "" {
 		opt, err := redis.ParseURL(url)
 		if err != nil {
@@ -89,7 +91,9 @@ func newTestEnv(t *testing.T, extraEnv ...map[string]string) *testEnv {
 		}
 		rdb = redis.NewClient(opt)
 		t.Cleanup(func() { rdb.Close() })
-		shared = scopedHits{Shared: auth.NewRedisShared(rdb), scope: fmt.Sprintf("t%d-%d:", time.Now().UnixNano(), testScopes.Add(1))}
+		scope := fmt.Sprintf("t%d-%d:", time.Now().UnixNano(), testScopes.Add(1))
+		shared = scopedHits{Shared: auth.NewRedisShared(rdb), scope: scope}
+		idem = scopedIdempotency{Store: idempotency.NewRedis(rdb), scope: scope}
 	}
 	cd, err := auth.CasdoorFromConfig(cfg)
 	if err != nil {
@@ -99,7 +103,7 @@ func newTestEnv(t *testing.T, extraEnv ...map[string]string) *testEnv {
 	logs := &syncBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, nil))
 	srv, err := New(Deps{Config: cfg, DB: db, Redis: rdb, Tokens: tokens, Logger: logger, Shared: shared, Casdoor: cd,
-		Engine: testEngine(t, cfg, db, rdb, logger)})
+		Idempotency: idem, Engine: testEngine(t, cfg, db, rdb, logger)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,6 +125,18 @@ var testScopes atomic.Int64
 
 func (s scopedHits) Hit(ctx context.Context, bucket string, limit int, window time.Duration) (auth.RateResult, error) {
 	return s.Shared.Hit(ctx, s.scope+bucket, limit, window)
+}
+
+// scopedIdempotency gives one test server its own Idempotency-Key records on the shared Redis, for
+// the same reason: the same key from the same user id in a later test (or test run) would replay
+// an answer kept by an earlier one.
+type scopedIdempotency struct {
+	idempotency.Store
+	scope string
+}
+
+func (s scopedIdempotency) Begin(ctx context.Context, key, fp string, lockTTL time.Duration) (*idempotency.Lock, *idempotency.Entry, error) {
+	return s.Store.Begin(ctx, s.scope+key, fp, lockTTL)
 }
 
 // syncBuffer collects the server's log lines; tests read it while requests may still be logging.

@@ -159,7 +159,9 @@ func ikReplica(t *testing.T, e *testEnv) (*Server, string) {
 	t.Helper()
 	d := e.Server.deps
 	if d.Redis != nil {
-		d.Idempotency, d.Shared = nil, auth.NewRedisShared(d.Redis)
+		// Its own stores on the same Redis, in the test server's scope.
+		d.Idempotency = scopedIdempotency{Store: idempotency.NewRedis(d.Redis), scope: d.Idempotency.(scopedIdempotency).scope}
+		d.Shared = auth.NewRedisShared(d.Redis)
 	}
 	srv, err := New(d)
 	if err != nil {
