@@ -405,6 +405,12 @@ export async function sse(url: string, options: SSEOptions): Promise<void> {
         parser.push(decoder.decode(value, { stream: true }));
         lastEventId = parser.lastEventId;
         if (parser.retry !== undefined) delay = parser.retry;
+        if (signal?.aborted) {
+          // Aborted from onEvent: do not wait on another read (Node may leave it pending once the
+          // body has ended), release the stream and stop.
+          await reader.cancel().catch(() => {});
+          return;
+        }
       }
       parser.push(decoder.decode());
       parser.end();
